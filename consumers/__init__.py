@@ -1,0 +1,1 @@
+"""Delivery workers: consume webhook queues and POST events to their endpoints."""

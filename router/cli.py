@@ -1,0 +1,206 @@
+"""``webhook-router`` command line: serve, api, worker, publish, db, topology, keys.
+
+Heavy modules are imported inside each command: ``serve`` must set up Prometheus'
+multi-process directory before prometheus_client is first imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from router.errors import RouterError
+from router.settings import Settings, load_settings
+
+log = logging.getLogger("webhook-router")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``webhook-router`` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        logging.basicConfig(
+            level=settings.log_level,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        args.handler(settings, args)
+    except RouterError as exc:
+        print(f"webhook-router: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="webhook-router", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="command")
+
+    serve = commands.add_parser("serve", help="API and workers in one (one machine)")
+    _add_listen(serve)
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.set_defaults(handler=_serve)
+
+    api = commands.add_parser("api", help="the config API alone")
+    _add_listen(api)
+    api.set_defaults(handler=_api)
+
+    worker = commands.add_parser("worker", help="one delivery worker")
+    worker.set_defaults(handler=_worker)
+
+    publish = commands.add_parser("publish", help="publish an event from the shell")
+    publish.add_argument("--type", required=True, dest="event_type")
+    publish.add_argument("--account", required=True)
+    publish.add_argument("--site", required=True)
+    publish.add_argument("--data", default="{}", help="JSON, or @file, or @- for stdin")
+    publish.add_argument("--id", dest="event_id", help="event id (default: generated)")
+    publish.set_defaults(handler=_publish)
+
+    db = commands.add_parser("db", help="database schema").add_subparsers(required=True)
+    db.add_parser("upgrade", help="apply pending migrations").set_defaults(handler=_db_upgrade)
+
+    topology = commands.add_parser("topology", help="RabbitMQ topology").add_subparsers(
+        required=True
+    )
+    topology.add_parser(
+        "sync", help="declare exchanges, tiers and every webhook's queue and bindings"
+    ).set_defaults(handler=_topology_sync)
+
+    keys = commands.add_parser("keys", help="API keys").add_subparsers(required=True)
+    create = keys.add_parser("create", help="create a key and print it once")
+    create.add_argument("--account", required=True)
+    create.add_argument("--role", required=True, choices=["admin", "viewer"])
+    create.set_defaults(handler=_keys_create)
+    return parser
+
+
+def _add_listen(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> None:
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="webhook-router-metrics-")
+    from router.supervisor import WorkerSupervisor
+
+    supervisor = WorkerSupervisor(max(1, args.workers), dict(os.environ))
+    supervisor.start()
+    base = f"http://{args.host}:{args.port}"
+    print(
+        f"webhook-router serving the API at {base}/v1 (docs {base}/docs), "
+        f"metrics at {base}/metrics, with {args.workers} worker process(es).\n"
+        "Create an admin key: webhook-router keys create --account ACCOUNT --role admin",
+        flush=True,
+    )
+    try:
+        _api(settings, args)
+    finally:
+        supervisor.stop()
+
+
+def _api(settings: Settings, args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from config.app import create_app
+    from router.broker import BrokerAdmin
+    from router.db import make_engine
+
+    engine = make_engine(settings.database_url.get_secret_value())
+    app = create_app(settings, engine, BrokerAdmin(settings.amqp_url.get_secret_value()))
+    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower())
+
+
+def _worker(settings: Settings, _args: argparse.Namespace) -> None:
+    from consumers.hooks import MetricsHooks
+    from consumers.worker import Worker
+    from router.db import make_engine
+
+    if settings.metrics_port and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port)
+    engine = make_engine(settings.database_url.get_secret_value())
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await Worker(settings, engine, MetricsHooks()).run(stop)
+
+    asyncio.run(run())
+    engine.dispose()
+
+
+def _publish(settings: Settings, args: argparse.Namespace) -> None:
+    from router.publisher import Publisher, new_event
+
+    data = _read_json(args.data)
+    if not isinstance(data, dict):
+        raise RouterError("--data must be a JSON object")
+    event = new_event(args.event_type, args.account, args.site, data, event_id=args.event_id)
+    with Publisher(settings.amqp_url.get_secret_value(), settings.exchange) as publisher:
+        publisher.publish(event)
+    print(event.id)
+
+
+def _read_json(value: str) -> Any:
+    try:
+        if value == "@-":
+            return orjson.loads(sys.stdin.buffer.read())
+        if value.startswith("@"):
+            return orjson.loads(Path(value[1:]).read_bytes())
+        return orjson.loads(value)
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise RouterError(f"--data: {exc}") from None
+
+
+def _db_upgrade(settings: Settings, _args: argparse.Namespace) -> None:
+    from router.db import make_engine
+    from router.schema import upgrade_database
+
+    engine = make_engine(settings.database_url.get_secret_value())
+    upgrade_database(engine)
+    engine.dispose()
+    print("database schema is up to date")
+
+
+def _topology_sync(settings: Settings, _args: argparse.Namespace) -> None:
+    from router.broker import BrokerAdmin
+    from router.db import make_engine
+    from router.sync import sync_topology
+
+    engine = make_engine(settings.database_url.get_secret_value())
+    started = time.perf_counter()
+    count = sync_topology(settings, engine, BrokerAdmin(settings.amqp_url.get_secret_value()))
+    engine.dispose()
+    print(f"topology synced: shared exchanges and tiers, {count} webhook(s) "
+          f"in {time.perf_counter() - started:.2f} s")
+
+
+def _keys_create(settings: Settings, args: argparse.Namespace) -> None:
+    from config.auth import create_api_key
+    from router.db import make_engine, make_sessionmaker
+
+    engine = make_engine(settings.database_url.get_secret_value())
+    try:
+        key = create_api_key(make_sessionmaker(engine), args.account, args.role)
+    except ValueError as exc:
+        raise RouterError(str(exc)) from None
+    finally:
+        engine.dispose()
+    print(f"Created a {args.role} key for account {args.account}. It is shown only once:")
+    print(key)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""Settings: the one place that reads the environment (prefix ``ROUTER_``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from router.errors import ConfigurationError
+
+DEFAULT_RETRY_SCHEDULE_S = (5.0, 30.0, 120.0, 600.0, 1800.0, 7200.0, 21600.0, 43200.0, 86400.0)
+
+
+class Settings(BaseSettings):
+    """Every tunable of the router, read from ``ROUTER_*`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="ROUTER_", frozen=True, extra="ignore")
+
+    amqp_url: SecretStr = SecretStr("amqp://guest:guest@localhost:5672//")
+    database_url: SecretStr = SecretStr("sqlite:///webhook-router.db")
+    exchange: str = Field(default="events", pattern=r"^[A-Za-z0-9_.:-]{1,200}$")
+    queue_type: Literal["classic", "quorum"] = "classic"
+
+    retry_schedule: Annotated[tuple[float, ...], NoDecode] = DEFAULT_RETRY_SCHEDULE_S
+    retry_jitter: float = Field(default=0.1, ge=0.0, lt=1.0)
+    allow_private_targets: bool = False
+
+    max_event_bytes: int = Field(default=256 * 1024, ge=1024)
+    response_excerpt_bytes: int = Field(default=4096, ge=0, le=1024 * 1024)
+    delivery_timeout_s: float = Field(default=10.0, gt=0, le=300)
+
+    prefetch_per_webhook: int = Field(default=16, ge=1, le=1000)
+    max_in_flight: int = Field(default=512, ge=1, le=100_000)
+    log_batch_size: int = Field(default=500, ge=1, le=10_000)
+    log_batch_wait_ms: float = Field(default=5.0, ge=0, le=10_000)
+    reconcile_interval_s: float = Field(default=30.0, gt=0)
+
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+
+    @field_validator("retry_schedule", mode="before")
+    @classmethod
+    def _parse_schedule(cls, value: object) -> object:
+        """Accept ``5,30,120`` (seconds, comma-separated) as well as a sequence."""
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            try:
+                return tuple(float(p) for p in parts)
+            except ValueError:
+                raise ValueError("must be comma-separated seconds, e.g. 5,30,120") from None
+        return value
+
+    @field_validator("retry_schedule")
+    @classmethod
+    def _check_schedule(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(delay <= 0 for delay in value):
+            raise ValueError("every delay must be positive")
+        if len(value) > 50:
+            raise ValueError("at most 50 retry delays")
+        return value
+
+    @property
+    def max_attempts(self) -> int:
+        """First attempt plus one per scheduled retry."""
+        return len(self.retry_schedule) + 1
+
+
+def load_settings() -> Settings:
+    """Read settings from the environment; a bad value raises ConfigurationError naming it."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"])
+            problems.append(f"ROUTER_{field.upper()}: {error['msg']}")
+        raise ConfigurationError("invalid settings: " + "; ".join(problems)) from None
