@@ -104,9 +104,12 @@ class HttpDeliverer:
         try:
             # httpx times each phase; this bounds the whole exchange, so an endpoint
             # trickling its answer byte by byte cannot hold a slot forever.
-            async with asyncio.timeout(self._timeout_s), self._client.stream(
-                "POST", request.url, content=request.body, headers=request.headers
-            ) as response:
+            async with (
+                asyncio.timeout(self._timeout_s),
+                self._client.stream(
+                    "POST", request.url, content=request.body, headers=request.headers
+                ) as response,
+            ):
                 excerpt = await _read_excerpt(response, self._excerpt_bytes)
                 return response.status_code, excerpt
         except (httpx.TimeoutException, TimeoutError) as exc:

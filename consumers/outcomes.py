@@ -32,9 +32,7 @@ class OutcomeWriter:
         self._batch_size = batch_size
         self._batch_wait_s = batch_wait_ms / 1000
         self._hooks = hooks
-        self._queue: asyncio.Queue[tuple[dict[str, Any], asyncio.Future[None]]] = (
-            asyncio.Queue()
-        )
+        self._queue: asyncio.Queue[tuple[dict[str, Any], asyncio.Future[None]]] = asyncio.Queue()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="log-writer")
         self._task: asyncio.Task[None] | None = None
 
@@ -50,8 +48,8 @@ class OutcomeWriter:
 
     async def stop(self) -> None:
         """Commit what is queued, then stop."""
-        while not self._queue.empty():
-            await asyncio.sleep(0.01)
+        if self._task is not None and not self._task.done():
+            await self._queue.join()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -98,6 +96,7 @@ class OutcomeWriter:
         for _, future in batch:
             if not future.done():
                 future.set_result(None)
+            self._queue.task_done()
 
     def _insert(self, rows: list[dict[str, Any]]) -> None:
         with self._engine.begin() as connection:

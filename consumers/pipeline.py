@@ -97,8 +97,12 @@ class Pipeline:
         consume.ack(method.delivery_tag)
 
     async def handle_unrouted(
-        self, consume: AmqpChannel, publish: AmqpChannel, method: Basic.Deliver,
-        props: BasicProperties, body: bytes,
+        self,
+        consume: AmqpChannel,
+        publish: AmqpChannel,
+        method: Basic.Deliver,
+        props: BasicProperties,
+        body: bytes,
     ) -> None:
         """A message no webhook subscribed to: count it if valid, quarantine it if not."""
         event = await self._parse_or_quarantine(publish, method, props, body, None)

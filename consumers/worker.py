@@ -101,8 +101,13 @@ class Worker:
             client, settings.delivery_timeout_s, settings.response_excerpt_bytes
         )
         pipeline = Pipeline(
-            settings.exchange, settings.max_event_bytes, self._policy, deliverer, writer,
-            self._hooks, settings.max_in_flight,
+            settings.exchange,
+            settings.max_event_bytes,
+            self._policy,
+            deliverer,
+            writer,
+            self._hooks,
+            settings.max_in_flight,
         )
         self._pipeline = pipeline
         failures = 0
@@ -134,7 +139,9 @@ class Worker:
             await publish.confirm()
             await publish.declare(
                 build_shared_topology(
-                    settings.exchange, settings.retry_schedule, settings.retry_jitter,
+                    settings.exchange,
+                    settings.retry_schedule,
+                    settings.retry_jitter,
                     settings.queue_type,
                 )
             )
@@ -244,9 +251,7 @@ class Worker:
             # Declaring is idempotent and makes sure consuming cannot fail with 404, which
             # would close the channel shared by every consumer.
             await session.consume.declare(
-                webhook_topology(
-                    self._settings.exchange, webhook_id, (), self._settings.queue_type
-                )
+                webhook_topology(self._settings.exchange, webhook_id, (), self._settings.queue_type)
             )
             if webhook_id in self._endpoints:
                 await self._consume_webhook(session, pipeline, webhook_id)

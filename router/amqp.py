@@ -31,6 +31,13 @@ def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
         future.set_exception(exc)
 
 
+def _with_callback(
+    operation: Callable[..., Any], *args: Any, **kwargs: Any
+) -> Callable[[Callable[[Any], None]], None]:
+    """Bind a pika operation's arguments, leaving its completion callback to fill in."""
+    return lambda callback: operation(*args, callback=callback, **kwargs)
+
+
 class AmqpConnection:
     """One AMQP connection; ``closed`` resolves when it goes away for any reason."""
 
@@ -170,23 +177,24 @@ class AmqpChannel:
 
     async def declare(self, topology: Topology) -> None:
         """Declare exchanges, queues and bindings (idempotent)."""
+        channel = self._channel
         for ex in topology.exchanges:
             await self._call(
-                lambda cb, ex=ex: self._channel.exchange_declare(
-                    ex.name, ex.type, durable=True, arguments=ex.arguments or None, callback=cb
+                _with_callback(
+                    channel.exchange_declare,
+                    ex.name,
+                    ex.type,
+                    durable=True,
+                    arguments=ex.arguments or None,
                 )
             )
         for q in topology.queues:
             await self._call(
-                lambda cb, q=q: self._channel.queue_declare(
-                    q.name, durable=True, arguments=q.arguments, callback=cb
-                )
+                _with_callback(channel.queue_declare, q.name, durable=True, arguments=q.arguments)
             )
         for b in topology.bindings:
             await self._call(
-                lambda cb, b=b: self._channel.queue_bind(
-                    b.queue, b.exchange, routing_key=b.routing_key, callback=cb
-                )
+                _with_callback(channel.queue_bind, b.queue, b.exchange, routing_key=b.routing_key)
             )
 
     async def declare_private_queue(self, exchange: str) -> str:
@@ -205,9 +213,7 @@ class AmqpChannel:
             on_message(method, props, body)
 
         future: asyncio.Future[Any] = self._call(
-            lambda cb: self._channel.basic_consume(
-                queue, deliver, auto_ack=auto_ack, callback=cb
-            )
+            lambda cb: self._channel.basic_consume(queue, deliver, auto_ack=auto_ack, callback=cb)
         )
         frame = await future
         tag: str = frame.method.consumer_tag

@@ -183,8 +183,10 @@ def _topology_sync(settings: Settings, _args: argparse.Namespace) -> None:
     started = time.perf_counter()
     count = sync_topology(settings, engine, BrokerAdmin(settings.amqp_url.get_secret_value()))
     engine.dispose()
-    print(f"topology synced: shared exchanges and tiers, {count} webhook(s) "
-          f"in {time.perf_counter() - started:.2f} s")
+    print(
+        f"topology synced: shared exchanges and tiers, {count} webhook(s) "
+        f"in {time.perf_counter() - started:.2f} s"
+    )
 
 
 def _keys_create(settings: Settings, args: argparse.Namespace) -> None:

@@ -1,14 +1,14 @@
 """The router's exceptions, under one root.
 
-    RouterError
-    ├── ConfigurationError        a setting is missing or malformed
-    ├── InvalidEvent              a message on the bus breaks the envelope contract
-    ├── BrokerUnavailable         RabbitMQ refused or dropped us (retry later)
-    ├── PublishRejected           the broker nacked or could not route a publish
-    └── DeliveryError             one HTTP attempt failed
-        ├── EndpointTimeout       retryable: no answer in time
-        ├── EndpointUnavailable   retryable: connection refused, reset, DNS, TLS
-        └── TargetForbidden       the URL points somewhere we may not call
+RouterError
+├── ConfigurationError        a setting is missing or malformed
+├── InvalidEvent              a message on the bus breaks the envelope contract
+├── BrokerUnavailable         RabbitMQ refused or dropped us (retry later)
+├── PublishRejected           the broker nacked or could not route a publish
+└── DeliveryError             one HTTP attempt failed
+    ├── EndpointTimeout       retryable: no answer in time
+    ├── EndpointUnavailable   retryable: connection refused, reset, DNS, TLS
+    └── TargetForbidden       the URL points somewhere we may not call
 """
 
 from __future__ import annotations

@@ -81,9 +81,7 @@ class Publisher:
             type=event.type,
         )
         try:
-            channel.basic_publish(
-                self._exchange, event.routing_key, event.to_json(), properties
-            )
+            channel.basic_publish(self._exchange, event.routing_key, event.to_json(), properties)
         except pika.exceptions.NackError as exc:
             raise PublishRejected(f"broker refused event {event.id}") from exc
         except pika.exceptions.ChannelClosedByBroker as exc:

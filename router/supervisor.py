@@ -30,9 +30,7 @@ class WorkerSupervisor:
         self._thread.start()
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
-            [sys.executable, "-m", "router.cli", "worker"], env=self._env
-        )
+        process = subprocess.Popen([sys.executable, "-m", "router.cli", "worker"], env=self._env)
         log.info("started worker pid %d", process.pid)
         return process
 
@@ -68,4 +66,4 @@ def _mark_dead(pid: int) -> None:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(pid)
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

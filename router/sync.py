@@ -25,9 +25,7 @@ def sync_topology(settings: Settings, engine: Engine, admin: BrokerAdmin) -> int
                 if webhook.enabled
                 else set()
             )
-            parts.append(
-                webhook_topology(settings.exchange, webhook.id, keys, settings.queue_type)
-            )
+            parts.append(webhook_topology(settings.exchange, webhook.id, keys, settings.queue_type))
     admin.apply(
         Topology(
             exchanges=tuple(e for part in parts for e in part.exchanges),

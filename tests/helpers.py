@@ -145,7 +145,11 @@ def queue_depth(amqp_url: str, queue: str) -> int:
 
 
 def publish_raw(
-    amqp_url: str, exchange: str, routing_key: str, body: bytes, headers: dict[str, Any] | None = None
+    amqp_url: str,
+    exchange: str,
+    routing_key: str,
+    body: bytes,
+    headers: dict[str, Any] | None = None,
 ) -> None:
     """Publish arbitrary bytes, as a misbehaving upstream would."""
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))

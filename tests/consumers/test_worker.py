@@ -7,8 +7,10 @@ from collections.abc import Iterator
 import orjson
 import pytest
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
+from router.models import Webhook
 from router.publisher import Publisher, new_event
 from router.settings import Settings
 from router.topology import INVALID_QUEUE, dead_letter_queue
@@ -54,8 +56,13 @@ def test_delivers_signed_summary_and_logs_it(
 ) -> None:
     # Given a webhook on delivery.done for site paris, with bearer auth
     hook = make_webhook(
-        engine, settings, receiver.url + "/hook", ["delivery.done"], ["paris"],
-        auth_mode="bearer", auth_credentials={"token": "t0k3n"},
+        engine,
+        settings,
+        receiver.url + "/hook",
+        ["delivery.done"],
+        ["paris"],
+        auth_mode="bearer",
+        auth_credentials={"token": "t0k3n"},
     )
     wait_until(lambda: worker.consumes(hook.id), 10, "worker consuming the new webhook")
 
@@ -75,7 +82,10 @@ def test_delivers_signed_summary_and_logs_it(
     # And the attempt is logged as succeeded, credentials redacted
     [row] = wait_until(lambda: attempts(engine, hook.id), 5, "attempt row")
     assert (row.status, row.outcome, row.attempt, row.response_status) == (
-        "succeeded", "delivered", 1, 200,
+        "succeeded",
+        "delivered",
+        1,
+        200,
     )
     assert row.event_id == event.id
     assert row.request_headers["authorization"] == "[redacted]"
@@ -115,8 +125,9 @@ def test_failures_retry_through_delay_tiers_then_dead_letter(
     assert {r.headers["webhook-id"] for r in got} == {event.id}
     amqp_url = settings.amqp_url.get_secret_value()
     wait_until(lambda: queue_depth(amqp_url, dead_letter_queue(hook.id)) == 1, 10, "dead letter")
-    rows = wait_until(lambda: len(attempts(engine, hook.id)) == 3 and attempts(engine, hook.id),
-                      5, "three rows")
+    rows = wait_until(
+        lambda: len(attempts(engine, hook.id)) == 3 and attempts(engine, hook.id), 5, "three rows"
+    )
     assert [r.attempt for r in rows] == [1, 2, 3]
     assert [r.outcome for r in rows] == ["retrying", "retrying", "dead_lettered"]
     assert all(r.status == "failed" and r.response_status == 503 for r in rows)
@@ -135,8 +146,14 @@ def test_invalid_messages_are_quarantined_and_worker_carries_on(
     # When garbage, a half envelope, an unknown type and a huge body are published
     publish_raw(amqp_url, settings.exchange, key, b"{not json")
     publish_raw(amqp_url, settings.exchange, key, b'{"id": "e1"}')
-    unknown = {"id": "e2", "type": "delivery.nope", "occurred_at": "2026-11-27T18:00:00Z",
-               "account_id": "acme", "site_id": "paris", "data": {}}
+    unknown = {
+        "id": "e2",
+        "type": "delivery.nope",
+        "occurred_at": "2026-11-27T18:00:00Z",
+        "account_id": "acme",
+        "site_id": "paris",
+        "data": {},
+    }
     publish_raw(amqp_url, settings.exchange, key, orjson.dumps(unknown))
     publish_raw(amqp_url, settings.exchange, key, b"x" * (settings.max_event_bytes + 1))
     # and then a valid event
@@ -148,3 +165,43 @@ def test_invalid_messages_are_quarantined_and_worker_carries_on(
     wait_until(lambda: queue_depth(amqp_url, INVALID_QUEUE) == 4, 10, "4 quarantined")
     wait_until(lambda: len(attempts(engine, hook.id)) == 1, 5, "one attempt row")
 
+
+def test_worker_follows_webhook_changes_live_through_control_notices(
+    settings: Settings, engine: Engine, receiver: Receiver
+) -> None:
+    # Given a worker whose periodic reconcile is too slow to matter in this test
+    admin = declare_shared(settings)
+    slow = settings.model_copy(update={"reconcile_interval_s": 300.0})
+    worker = WorkerThread(slow, engine).start()
+    try:
+        # When a webhook is created and announced on the control exchange
+        hook = make_webhook(engine, settings, receiver.url, ["delivery.done"])
+        admin.notify(hook.id)
+        # Then the running worker starts consuming it and delivers
+        wait_until(lambda: worker.consumes(hook.id), 5, "consumer started by the notice")
+        publish(settings, "delivery.done")
+        receiver.wait_for(1)
+
+        # When it is disabled and announced
+        with Session(engine) as session:
+            session.get(Webhook, hook.id).enabled = False
+            session.commit()
+        admin.notify(hook.id)
+        # Then the worker stops consuming it
+        wait_until(lambda: not worker.consumes(hook.id), 5, "consumer stopped by the notice")
+
+        # When it is enabled again and then its queue is deleted under the worker
+        with Session(engine) as session:
+            session.get(Webhook, hook.id).enabled = True
+            session.commit()
+        admin.notify(hook.id)
+        wait_until(lambda: worker.consumes(hook.id), 5, "consumer restarted")
+        with Session(engine) as session:
+            session.delete(session.get(Webhook, hook.id))
+            session.commit()
+        admin.delete_webhook(hook.id)
+        # Then the broker's cancel is handled and the worker keeps running
+        wait_until(lambda: not worker.consumes(hook.id), 5, "consumer cancelled by the broker")
+        assert worker.worker.ready.is_set()
+    finally:
+        worker.stop()

@@ -1,0 +1,37 @@
+# webhook-router: `make run` serves on SQLite, `make test` runs the suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8080
+WORKERS ?= 1
+
+.PHONY: run test test-slow lint bench clean
+
+$(BIN)/webhook-router: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+run: $(BIN)/webhook-router
+	$(BIN)/webhook-router db upgrade
+	$(BIN)/webhook-router topology sync
+	$(BIN)/webhook-router serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
+
+test: $(BIN)/webhook-router
+	$(BIN)/pytest -m "not slow"
+
+test-slow: $(BIN)/webhook-router
+	$(BIN)/pytest -m slow
+
+lint: $(BIN)/webhook-router
+	$(BIN)/ruff check router consumers config tests bench
+	$(BIN)/ruff format --check router consumers config tests bench
+	$(BIN)/mypy
+
+bench: $(BIN)/webhook-router
+	$(BIN)/python bench/fanout.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache webhook-router.db*
