@@ -11,6 +11,8 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,7 +24,7 @@ from consumers.hooks import WorkerHooks
 from consumers.outcomes import OutcomeWriter
 from consumers.retry import Decision, Outcome, RetryPolicy
 from router.amqp import AmqpChannel
-from router.errors import InvalidEvent
+from router.errors import BrokerUnavailable, InvalidEvent
 from router.events import Event, parse_event
 from router.models import new_id
 from router.topology import (
@@ -39,6 +41,21 @@ ATTEMPT_HEADER = "x-router-attempt"
 TRIGGER_HEADER = "x-router-trigger"
 _PERSISTENT = 2
 _DETAIL_CHARS = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A delivered message and the channels to settle it on."""
+
+    consume_channel: AmqpChannel
+    publish_channel: AmqpChannel
+    method: Basic.Deliver
+    props: BasicProperties
+    body: bytes
+
+    def ack(self) -> None:
+        """Acknowledge it on the channel it came from."""
+        self.consume_channel.ack(self.method.delivery_tag)
 
 
 class Pipeline:
@@ -63,22 +80,37 @@ class Pipeline:
         self._slots = asyncio.Semaphore(max_in_flight)
         self._rng = random.Random()
 
-    async def handle(
-        self,
-        endpoint: Endpoint,
-        consume: AmqpChannel,
-        publish: AmqpChannel,
-        method: Basic.Deliver,
-        props: BasicProperties,
-        body: bytes,
-    ) -> None:
-        """Take one message of ``endpoint``'s queue to a durable outcome, then ack it."""
+    async def handle(self, endpoint: Endpoint, message: Message) -> None:
+        """Take one message of ``endpoint``'s queue to a durable outcome, then ack it.
+
+        A bug or an unexpected error never loses the message nor stops the worker: the
+        message is quarantined with the error as its reason.
+        """
         self._hooks.on_consumed()
-        event = await self._parse_or_quarantine(publish, method, props, body, endpoint.webhook_id)
+        await self._guarded(message, endpoint.webhook_id, self._deliver(endpoint, message))
+
+    async def handle_unrouted(self, message: Message) -> None:
+        """A message no webhook subscribed to: count it if valid, quarantine it if not."""
+        await self._guarded(message, None, self._count_unrouted(message))
+
+    async def _guarded(
+        self, message: Message, webhook_id: str | None, work: Coroutine[Any, Any, None]
+    ) -> None:
+        try:
+            await work
+        except (BrokerUnavailable, asyncio.CancelledError):
+            raise  # the connection is gone: the broker redelivers the message
+        except Exception as exc:
+            log.exception("processing a message failed; quarantining it")
+            await self._quarantine(message, webhook_id, InvalidEvent("processing_error", repr(exc)))
+            message.ack()
+
+    async def _deliver(self, endpoint: Endpoint, message: Message) -> None:
+        event = await self._parse_or_quarantine(message, endpoint.webhook_id)
         if event is None:
-            consume.ack(method.delivery_tag)
+            message.ack()
             return
-        headers = props.headers or {}
+        headers = message.props.headers or {}
         attempt = _int_header(headers, ATTEMPT_HEADER, 1)
         request = build_delivery_request(endpoint, event, int(time.time()))
         async with self._slots:
@@ -91,61 +123,50 @@ class Pipeline:
         self._hooks.on_attempt(
             event.type, decision.outcome, result.status_code, result.duration_ms / 1000
         )
-        follow_up = self._follow_up(publish, endpoint, decision, props, body, attempt, result)
+        follow_up = self._follow_up(message, endpoint, decision, attempt, result)
         row = attempt_row(endpoint, event, attempt, headers, request, result, decision)
         await asyncio.gather(self._writer.write(row), follow_up)
-        consume.ack(method.delivery_tag)
+        message.ack()
 
-    async def handle_unrouted(
-        self,
-        consume: AmqpChannel,
-        publish: AmqpChannel,
-        method: Basic.Deliver,
-        props: BasicProperties,
-        body: bytes,
-    ) -> None:
-        """A message no webhook subscribed to: count it if valid, quarantine it if not."""
-        event = await self._parse_or_quarantine(publish, method, props, body, None)
-        if event is not None:
+    async def _count_unrouted(self, message: Message) -> None:
+        if await self._parse_or_quarantine(message, None) is not None:
             self._hooks.on_unrouted()
-        consume.ack(method.delivery_tag)
+        message.ack()
 
-    async def _parse_or_quarantine(
-        self,
-        publish: AmqpChannel,
-        method: Basic.Deliver,
-        props: BasicProperties,
-        body: bytes,
-        webhook_id: str | None,
-    ) -> Event | None:
+    async def _parse_or_quarantine(self, message: Message, webhook_id: str | None) -> Event | None:
         # Only messages fresh from the events exchange carry the publisher's routing key;
         # retries come back under the webhook's queue name.
+        method = message.method
         key = method.routing_key if method.exchange == self._exchange else None
         try:
-            return parse_event(body, self._max_event_bytes, key)
+            return parse_event(message.body, self._max_event_bytes, key)
         except InvalidEvent as exc:
-            headers = {
-                **(props.headers or {}),
-                "x-router-reason": exc.reason,
-                "x-router-detail": exc.detail[:_DETAIL_CHARS],
-                "x-router-exchange": method.exchange,
-                "x-router-routing-key": method.routing_key,
-            }
-            if webhook_id is not None:
-                headers["x-router-webhook-id"] = webhook_id
-            quarantined = _copy_properties(props, headers)
-            await publish.publish("", INVALID_QUEUE, body, quarantined)
-            self._hooks.on_invalid(exc.reason)
-            log.warning("quarantined message in %s: %s", INVALID_QUEUE, exc)
+            await self._quarantine(message, webhook_id, exc)
             return None
+
+    async def _quarantine(
+        self, message: Message, webhook_id: str | None, problem: InvalidEvent
+    ) -> None:
+        """Move a message to ``events.invalid`` with the reason in its headers."""
+        headers = {
+            **(message.props.headers or {}),
+            "x-router-reason": problem.reason,
+            "x-router-detail": problem.detail[:_DETAIL_CHARS],
+            "x-router-exchange": message.method.exchange,
+            "x-router-routing-key": message.method.routing_key,
+        }
+        if webhook_id is not None:
+            headers["x-router-webhook-id"] = webhook_id
+        properties = _copy_properties(message.props, headers)
+        await message.publish_channel.publish("", INVALID_QUEUE, message.body, properties)
+        self._hooks.on_invalid(problem.reason)
+        log.warning("quarantined a message in %s: %s", INVALID_QUEUE, problem)
 
     def _follow_up(
         self,
-        publish: AmqpChannel,
+        message: Message,
         endpoint: Endpoint,
         decision: Decision,
-        props: BasicProperties,
-        body: bytes,
         attempt: int,
         result: DeliveryResult,
     ) -> asyncio.Future[None]:
@@ -160,13 +181,16 @@ class Pipeline:
             "x-router-last-error": (result.error or "")[:_DETAIL_CHARS],
             "x-router-last-attempt-at": datetime.now(UTC).isoformat(),
         }
-        properties = _copy_properties(props, {**(props.headers or {}), **history})
+        properties = _copy_properties(message.props, {**(message.props.headers or {}), **history})
+        publish = message.publish_channel
         if decision.outcome is Outcome.RETRYING:
             assert decision.delay_ms is not None
             tier = delay_queue(decision.delay_ms)
-            return publish.publish(tier, webhook_queue(endpoint.webhook_id), body, properties)
+            return publish.publish(
+                tier, webhook_queue(endpoint.webhook_id), message.body, properties
+            )
         dead = dead_letter_queue(endpoint.webhook_id)
-        return publish.publish(DEAD_EXCHANGE, dead, body, properties)
+        return publish.publish(DEAD_EXCHANGE, dead, message.body, properties)
 
 
 def attempt_row(

@@ -25,7 +25,7 @@ from consumers.delivery import Endpoint, HttpDeliverer, client_options
 from consumers.directory import load_endpoint, load_endpoints
 from consumers.hooks import WorkerHooks
 from consumers.outcomes import OutcomeWriter
-from consumers.pipeline import Pipeline
+from consumers.pipeline import Message, Pipeline
 from consumers.retry import RetryPolicy
 from router.amqp import AmqpChannel, AmqpConnection
 from router.errors import BrokerUnavailable
@@ -217,9 +217,8 @@ class Worker:
 
     async def _start_unrouted(self, session: _Session, pipeline: Pipeline) -> None:
         def on_message(method: Basic.Deliver, props: BasicProperties, body: bytes) -> None:
-            session.spawn(
-                pipeline.handle_unrouted(session.consume, session.publish, method, props, body)
-            )
+            message = Message(session.consume, session.publish, method, props, body)
+            session.spawn(pipeline.handle_unrouted(message))
 
         await session.consume.consume(unrouted_exchange(self._settings.exchange), on_message)
 
@@ -267,9 +266,8 @@ class Worker:
             if endpoint is None:  # stopped meanwhile: give it back for whoever consumes next
                 session.consume.reject(method.delivery_tag, requeue=True)
                 return
-            session.spawn(
-                pipeline.handle(endpoint, session.consume, session.publish, method, props, body)
-            )
+            message = Message(session.consume, session.publish, method, props, body)
+            session.spawn(pipeline.handle(endpoint, message))
 
         tag = await session.consume.consume(webhook_queue(webhook_id), on_message)
         session.consumers[webhook_id] = tag
