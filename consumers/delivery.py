@@ -124,7 +124,7 @@ async def _read_excerpt(response: httpx.Response, limit: int) -> str:
     """Read at most ``limit`` bytes of the body, so a huge answer costs nothing more."""
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_raw():
+    async for chunk in response.aiter_bytes():  # decoded: gzip answers log as text
         chunks.append(chunk)
         size += len(chunk)
         if size >= limit:

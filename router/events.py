@@ -60,7 +60,9 @@ EVENT_TYPES: frozenset[str] = frozenset(t.type for t in CATALOG)
 CATEGORIES: tuple[str, ...] = tuple(dict.fromkeys(t.category for t in CATALOG))
 
 # Ids become words of an AMQP topic routing key, so they may not contain dots.
-ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# \Z, not $: "$" also matches before a trailing newline.
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
+DEFAULT_MAX_EVENT_BYTES = 256 * 1024
 _ORDER_SUMMARY_FIELDS = ("id", "reference", "status", "site_id", "route_id", "planned_date")
 _REQUIRED = ("id", "type", "occurred_at", "account_id", "site_id", "data")
 
@@ -82,7 +84,13 @@ class Event:
         return routing_key(self.account_id, self.site_id, self.type)
 
     def to_json(self) -> bytes:
-        """The envelope as published."""
+        """The envelope as published; InvalidEvent when ``data`` is not JSON-serialisable."""
+        try:
+            return self._dumps()
+        except orjson.JSONEncodeError as exc:
+            raise InvalidEvent("bad_field", f"data is not JSON-serialisable: {exc}") from None
+
+    def _dumps(self) -> bytes:
         return orjson.dumps(
             {
                 "id": self.id,
@@ -124,15 +132,19 @@ def parse_event(body: bytes, max_bytes: int, routing_key: str | None = None) -> 
         raise InvalidEvent("unknown_type", f"unknown event type {raw['type']!r}")
     for name in ("account_id", "site_id"):
         if not ID_PATTERN.match(raw[name]):
-            raise InvalidEvent("bad_field", f"{name} must match {ID_PATTERN.pattern}")
+            raise InvalidEvent("bad_field", f"{name} must be 1-64 letters, digits, _ or -")
     if len(raw["id"]) > 200:
         raise InvalidEvent("bad_field", "id must be at most 200 characters")
     if not isinstance(raw["data"], dict):
         raise InvalidEvent("bad_field", "data must be a JSON object")
     try:
-        datetime.fromisoformat(raw["occurred_at"])
+        occurred_at = datetime.fromisoformat(raw["occurred_at"])
     except ValueError:
-        raise InvalidEvent("bad_field", "occurred_at must be an ISO 8601 timestamp") from None
+        occurred_at = None
+    if occurred_at is None or occurred_at.tzinfo is None or "T" not in raw["occurred_at"]:
+        raise InvalidEvent(
+            "bad_field", "occurred_at must be an ISO 8601 date-time with a time zone"
+        )
     event = Event(
         id=raw["id"],
         type=raw["type"],

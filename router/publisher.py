@@ -20,7 +20,7 @@ import pika.exceptions
 
 from router.broker import connection_parameters
 from router.errors import BrokerUnavailable, PublishRejected
-from router.events import Event, parse_event
+from router.events import DEFAULT_MAX_EVENT_BYTES, Event, parse_event
 
 _PERSISTENT = 2
 
@@ -37,6 +37,7 @@ def new_event(
     data: dict[str, Any],
     event_id: str | None = None,
     occurred_at: datetime | None = None,
+    max_bytes: int = DEFAULT_MAX_EVENT_BYTES,
 ) -> Event:
     """Build and validate an event; raises InvalidEvent when it breaks the envelope."""
     when = (occurred_at or datetime.now(UTC)).astimezone(UTC)
@@ -49,7 +50,7 @@ def new_event(
         data=data,
     )
     # Round-trip through the parser so the publisher enforces exactly what workers check.
-    return parse_event(envelope.to_json(), max_bytes=1 << 30)
+    return parse_event(envelope.to_json(), max_bytes)
 
 
 class Publisher:

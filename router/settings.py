@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from router.errors import ConfigurationError
+from router.events import DEFAULT_MAX_EVENT_BYTES
 
+MAX_DELAY_S = 4_000_000
 DEFAULT_RETRY_SCHEDULE_S = (5.0, 30.0, 120.0, 600.0, 1800.0, 7200.0, 21600.0, 43200.0, 86400.0)
 
 
@@ -26,7 +29,7 @@ class Settings(BaseSettings):
     retry_jitter: float = Field(default=0.1, ge=0.0, lt=1.0)
     allow_private_targets: bool = False
 
-    max_event_bytes: int = Field(default=256 * 1024, ge=1024)
+    max_event_bytes: int = Field(default=DEFAULT_MAX_EVENT_BYTES, ge=1024)
     response_excerpt_bytes: int = Field(default=4096, ge=0, le=1024 * 1024)
     delivery_timeout_s: float = Field(default=10.0, gt=0, le=300)
 
@@ -54,8 +57,11 @@ class Settings(BaseSettings):
     @field_validator("retry_schedule")
     @classmethod
     def _check_schedule(cls, value: tuple[float, ...]) -> tuple[float, ...]:
-        if any(delay <= 0 for delay in value):
-            raise ValueError("every delay must be positive")
+        if not value:
+            raise ValueError("at least one delay is needed")
+        # RabbitMQ caps x-message-ttl at 2^32-1 ms (about 49 days).
+        if not all(math.isfinite(d) and 0 < d < MAX_DELAY_S for d in value):
+            raise ValueError(f"every delay must be a number of seconds in (0, {MAX_DELAY_S})")
         if len(value) > 50:
             raise ValueError("at most 50 retry delays")
         return value
