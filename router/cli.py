@@ -101,6 +101,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         "Create an admin key: webhook-router keys create --account ACCOUNT --role admin",
         flush=True,
     )
+    # uvicorn re-raises the signal that stopped it once it has shut down; a handler of
+    # our own turns that into a normal return so the workers get stopped too.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda _sig, _frame: None)
     try:
         _api(settings, args)
     finally:

@@ -65,6 +65,8 @@ def _free_port() -> int:
 @pytest.fixture
 def service(amqp_url: str, database_url: str, tmp_path: Path) -> Iterator[Service]:
     port = _free_port()
+    metrics_dir = tmp_path / "metrics"  # apart from the SQLite file: both end in .db
+    metrics_dir.mkdir()
     env = {
         **os.environ,
         "ROUTER_AMQP_URL": amqp_url,
@@ -72,7 +74,7 @@ def service(amqp_url: str, database_url: str, tmp_path: Path) -> Iterator[Servic
         "ROUTER_ALLOW_PRIVATE_TARGETS": "true",
         "ROUTER_RETRY_SCHEDULE": "0.2,0.4",
         "ROUTER_LOG_LEVEL": "WARNING",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
     }
     for setup in (["db", "upgrade"], ["topology", "sync"]):
         subprocess.run([sys.executable, "-m", "router.cli", *setup], env=env, check=True)

@@ -1,0 +1,1 @@
+"""The config API: webhooks, keys, logs and their admin pages."""

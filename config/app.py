@@ -1,0 +1,60 @@
+"""The config API application: routers, error handlers, and the collaborators they share."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from fastapi import FastAPI, Request
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from router import __version__
+from router.broker import BrokerAdmin
+from router.settings import Settings
+
+DESCRIPTION = (
+    "Manage webhook subscriptions and read their delivery logs. "
+    "Authenticate with `Authorization: Bearer <api key>`."
+)
+
+
+def create_app(settings: Settings, engine: Engine, admin: BrokerAdmin) -> FastAPI:
+    """The FastAPI app, its collaborators kept on ``app.state``."""
+    # Imported here: the route modules read app.state through the accessors below.
+    from config import health, logs, webhooks
+    from config.errors import EXCEPTION_HANDLERS
+
+    app = FastAPI(
+        title="webhook-router",
+        version=__version__,
+        description=DESCRIPTION,
+        exception_handlers=dict(EXCEPTION_HANDLERS),
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = sessionmaker(engine, expire_on_commit=False)
+    app.state.admin = admin
+    app.include_router(webhooks.router)
+    app.include_router(logs.router)
+    app.include_router(health.router)
+    return app
+
+
+def get_settings(request: Request) -> Settings:
+    """The app's settings."""
+    return cast(Settings, request.app.state.settings)
+
+
+def get_engine(request: Request) -> Engine:
+    """The app's database engine."""
+    return cast(Engine, request.app.state.engine)
+
+
+def get_sessions(request: Request) -> sessionmaker[Session]:
+    """The app's session factory (objects stay usable after commit)."""
+    return cast("sessionmaker[Session]", request.app.state.sessions)
+
+
+def get_admin(request: Request) -> BrokerAdmin:
+    """The app's RabbitMQ admin client."""
+    return cast(BrokerAdmin, request.app.state.admin)

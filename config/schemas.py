@@ -1,0 +1,378 @@
+"""Request and response bodies of the config API (pydantic v2)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from fastapi import Query
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
+
+from router.events import EVENT_TYPES, ID_PATTERN
+
+MAX_SITES = 100
+# RFC 9110 token characters: what a header name may be made of.
+_HEADER_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,100}$")
+_ROW_ID = re.compile(r"^[a-z]{1,8}_[0-9a-f]{1,40}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Headers the router sets itself (or the HTTP client owns): a webhook may not override them.
+RESERVED_HEADERS = frozenset(
+    {
+        "content-type",
+        "user-agent",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        "host",
+        "content-length",
+        "connection",
+        "transfer-encoding",
+    }
+)
+AUTH_MODES = ("none", "basic", "bearer", "header")
+# Discriminated unions by field name: pydantic puts the chosen tag in error paths.
+UNION_TAGS: dict[str, tuple[str, ...]] = {"auth": AUTH_MODES}
+
+
+def _check_url(value: str) -> str:
+    if _CONTROL.search(value) or " " in value:
+        raise ValueError("must not contain spaces or control characters")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("must be an absolute http:// or https:// URL")
+    if not parts.hostname:
+        raise ValueError("must have a host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not contain credentials; use auth instead")
+    try:
+        _ = parts.port
+    except ValueError:
+        raise ValueError("has an invalid port") from None
+    return value
+
+
+def _check_event_type(value: str) -> str:
+    if value not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {value!r}; see GET /v1/event-types")
+    return value
+
+
+def _check_site(value: str) -> str:
+    if not ID_PATTERN.match(value):
+        raise ValueError("site ids are 1 to 64 letters, digits, '_' or '-'")
+    return value
+
+
+def encode_cursor(last_id: str) -> str:
+    """The opaque ``next_cursor`` continuing after the row ``last_id``."""
+    return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> str | None:
+    """The row id inside a cursor; ValueError when it is not one of ours."""
+    if cursor is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ValueError("invalid cursor; pass next_cursor from the previous page") from None
+    if not _ROW_ID.match(raw):
+        raise ValueError("invalid cursor; pass next_cursor from the previous page")
+    return raw
+
+
+def _dedupe(values: list[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+def _check_header_name(value: str) -> str:
+    if not _HEADER_TOKEN.match(value):
+        raise ValueError("must be a valid HTTP header name")
+    if value.lower() in RESERVED_HEADERS:
+        raise ValueError(f"{value!r} is set by the router and cannot be overridden")
+    return value
+
+
+def _check_header_value(value: str) -> str:
+    if _CONTROL.search(value.replace("\t", "")):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _check_username(value: str) -> str:
+    if ":" in value:
+        raise ValueError("must not contain ':'")
+    return _check_header_value(value)
+
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Url = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=2048),
+    AfterValidator(_check_url),
+]
+EventName = Annotated[str, AfterValidator(_check_event_type)]
+SiteId = Annotated[str, AfterValidator(_check_site)]
+EventList = Annotated[list[EventName], Field(min_length=1), AfterValidator(_dedupe)]
+SiteList = Annotated[list[SiteId], Field(max_length=MAX_SITES), AfterValidator(_dedupe)]
+Cursor = Annotated[
+    str | None,
+    Query(max_length=300, description="`next_cursor` of the previous page"),
+    AfterValidator(decode_cursor),
+]
+Limit = Annotated[int, Query(ge=1, le=200, description="Page size")]
+Secret = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+Credential = Annotated[Secret, AfterValidator(_check_header_value)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AuthNone(_Strict):
+    """No authentication: the signature alone proves the sender."""
+
+    mode: Literal["none"] = "none"
+
+    def credentials(self) -> dict[str, str]:
+        """What the worker needs to authenticate (stored, never returned)."""
+        return {}
+
+
+class AuthBasic(_Strict):
+    """HTTP Basic authentication."""
+
+    mode: Literal["basic"]
+    username: Annotated[Secret, AfterValidator(_check_username)]
+    password: Credential
+
+    def credentials(self) -> dict[str, str]:
+        """What the worker needs to authenticate (stored, never returned)."""
+        return {"username": self.username, "password": self.password}
+
+
+class AuthBearer(_Strict):
+    """``Authorization: Bearer <token>``."""
+
+    mode: Literal["bearer"]
+    token: Credential
+
+    def credentials(self) -> dict[str, str]:
+        """What the worker needs to authenticate (stored, never returned)."""
+        return {"token": self.token}
+
+
+class AuthHeader(_Strict):
+    """A custom header carrying a credential."""
+
+    mode: Literal["header"]
+    name: Annotated[str, AfterValidator(_check_header_name)]
+    value: Credential
+
+    def credentials(self) -> dict[str, str]:
+        """What the worker needs to authenticate (stored, never returned)."""
+        return {"name": self.name, "value": self.value}
+
+
+AuthIn = Annotated[AuthNone | AuthBasic | AuthBearer | AuthHeader, Field(discriminator="mode")]
+
+
+class WebhookCreate(_Strict):
+    """``POST /v1/webhooks``: a new subscription."""
+
+    name: Name
+    url: Url
+    auth: AuthIn = Field(default_factory=AuthNone)
+    events: EventList
+    sites: SiteList = Field(default_factory=list, description="[] means every site")
+    include_order: bool = False
+    enabled: bool = True
+
+
+class WebhookUpdate(_Strict):
+    """``PATCH /v1/webhooks/{id}``: only the fields given change; ``auth`` is replaced whole."""
+
+    name: Name | None = None
+    url: Url | None = None
+    auth: AuthIn | None = None
+    events: EventList | None = None
+    sites: SiteList | None = None
+    include_order: bool | None = None
+    enabled: bool | None = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _reject_null(cls, value: Any) -> Any:
+        # Omit a field to keep it; null has no meaning for any of them.
+        if value is None:
+            raise ValueError("may not be null; omit the field to leave it unchanged")
+        return value
+
+
+class AuthNoneOut(BaseModel):
+    """No authentication."""
+
+    mode: Literal["none"] = "none"
+
+
+class AuthBasicOut(BaseModel):
+    """Basic authentication; the password is write-only."""
+
+    mode: Literal["basic"] = "basic"
+    username: str
+
+
+class AuthBearerOut(BaseModel):
+    """Bearer authentication; the token is write-only."""
+
+    mode: Literal["bearer"] = "bearer"
+
+
+class AuthHeaderOut(BaseModel):
+    """Custom header authentication; the value is write-only."""
+
+    mode: Literal["header"] = "header"
+    name: str
+
+
+AuthOut = Annotated[
+    AuthNoneOut | AuthBasicOut | AuthBearerOut | AuthHeaderOut, Field(discriminator="mode")
+]
+
+
+class WebhookOut(BaseModel):
+    """A webhook as the API shows it: credentials and secret left out."""
+
+    id: str
+    name: str
+    url: str
+    auth: AuthOut
+    events: list[str]
+    sites: list[str]
+    include_order: bool
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class WebhookCreated(WebhookOut):
+    """The creation response: the only time the signing secret is shown."""
+
+    secret: str
+
+
+class WebhookList(BaseModel):
+    """A page of webhooks, oldest first."""
+
+    items: list[WebhookOut]
+    next_cursor: str | None
+
+
+class EventTypeOut(BaseModel):
+    """One catalog entry."""
+
+    type: str
+    category: str
+    label: str
+
+
+class EventTypeList(BaseModel):
+    """The event catalog and its categories, in display order."""
+
+    items: list[EventTypeOut]
+    categories: list[str]
+
+
+class LogEntry(BaseModel):
+    """One delivery attempt."""
+
+    id: str
+    webhook_id: str
+    event_id: str
+    event_type: str
+    attempt: int
+    trigger: str
+    status: Literal["succeeded", "failed"]
+    outcome: str
+    response_status: int | None
+    error: str | None
+    duration_ms: int
+    created_at: datetime
+    next_retry_at: datetime | None
+
+
+class RequestSent(BaseModel):
+    """The request as sent, authentication headers redacted."""
+
+    url: str
+    headers: dict[str, str]
+    body: str
+
+
+class ResponseReceived(BaseModel):
+    """The response status and an excerpt of its body (null when none was read)."""
+
+    status: int | None
+    body: str | None
+
+
+class LogDetail(LogEntry):
+    """One delivery attempt with the request sent and the response received."""
+
+    request: RequestSent
+    response: ResponseReceived
+
+
+class LogList(BaseModel):
+    """A page of attempts, newest first."""
+
+    items: list[LogEntry]
+    next_cursor: str | None
+
+
+class FieldError(BaseModel):
+    """One offending field and what is wrong with it."""
+
+    field: str | None
+    message: str
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong, and which field (null when no single field is at fault)."""
+
+    message: str
+    field: str | None
+    errors: list[FieldError] | None = Field(
+        default=None, description="Every offending field (on 422 only)"
+    )
+
+
+class ErrorResponse(BaseModel):
+    """Every error answer: ``{"error": {...}}``."""
+
+    error: ErrorDetail
+
+
+class Health(BaseModel):
+    """Liveness."""
+
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    """Readiness: each dependency is ``ok`` or ``unavailable``."""
+
+    status: Literal["ready", "unavailable"]
+    database: Literal["ok", "unavailable"]
+    broker: Literal["ok", "unavailable"]

@@ -1,0 +1,237 @@
+"""``/v1/event-types`` and ``/v1/webhooks``: the catalog and the subscriptions.
+
+Bindings change live: the broker is changed after the row is flushed and before it is
+committed, so a broker failure rolls the row back, and workers are told to reload only
+once the row is committed (they read it from the database).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from config.app import get_admin, get_sessions, get_settings
+from config.auth import AdminPrincipal, CurrentPrincipal, Principal
+from config.errors import ApiError, error_responses
+from config.schemas import (
+    AuthBasicOut,
+    AuthBearerOut,
+    AuthHeaderOut,
+    AuthNoneOut,
+    Cursor,
+    EventTypeList,
+    EventTypeOut,
+    Limit,
+    WebhookCreate,
+    WebhookCreated,
+    WebhookList,
+    WebhookOut,
+    WebhookUpdate,
+    encode_cursor,
+)
+from config.targets import check_target
+from consumers.signing import generate_secret
+from router.broker import BrokerAdmin
+from router.errors import BrokerUnavailable
+from router.events import CATALOG, CATEGORIES
+from router.models import Webhook, new_id, utcnow
+from router.settings import Settings
+from router.topology import Topology, binding_keys, webhook_queue, webhook_topology
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/v1", responses=error_responses(401, 422))
+_WRITE_ERRORS = error_responses(403, 404, 503)
+
+
+@router.get("/event-types", tags=["event types"])
+def list_event_types(principal: CurrentPrincipal) -> EventTypeList:
+    """The catalog of event types a webhook may subscribe to."""
+    return EventTypeList(
+        items=[EventTypeOut(type=t.type, category=t.category, label=t.label) for t in CATALOG],
+        categories=list(CATEGORIES),
+    )
+
+
+@router.get("/webhooks", tags=["webhooks"])
+def list_webhooks(
+    request: Request, principal: CurrentPrincipal, cursor: Cursor = None, limit: Limit = 50
+) -> WebhookList:
+    """The account's webhooks, oldest first."""
+    query = select(Webhook).where(Webhook.account_id == principal.account_id)
+    if cursor is not None:
+        query = query.where(Webhook.id > cursor)
+    with get_sessions(request)() as session:
+        rows = list(session.scalars(query.order_by(Webhook.id).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return WebhookList(
+        items=[to_webhook_out(row) for row in rows],
+        next_cursor=encode_cursor(rows[-1].id) if more else None,
+    )
+
+
+@router.post("/webhooks", status_code=201, tags=["webhooks"], responses=_WRITE_ERRORS)
+def create_webhook(
+    body: WebhookCreate, request: Request, principal: AdminPrincipal
+) -> WebhookCreated:
+    """Create a webhook: its queue and bindings exist when this returns."""
+    settings, admin = get_settings(request), get_admin(request)
+    _check_url(body.url, settings)
+    webhook = Webhook(
+        id=new_id("wh"),
+        account_id=principal.account_id,
+        name=body.name,
+        url=body.url,
+        auth_mode=body.auth.mode,
+        auth_credentials=body.auth.credentials(),
+        secret=generate_secret(),
+        events=body.events,
+        sites=body.sites,
+        include_order=body.include_order,
+        enabled=body.enabled,
+    )
+    with get_sessions(request)() as session:
+        session.add(webhook)
+        session.flush()
+        admin.apply(_topology(settings, webhook.id, live_keys(webhook)))
+        session.commit()
+    _notify(admin, webhook.id)
+    return WebhookCreated(**to_webhook_out(webhook).model_dump(), secret=webhook.secret)
+
+
+@router.get("/webhooks/{webhook_id}", tags=["webhooks"], responses=error_responses(404))
+def get_webhook(webhook_id: str, request: Request, principal: CurrentPrincipal) -> WebhookOut:
+    """One webhook of the account."""
+    with get_sessions(request)() as session:
+        return to_webhook_out(load_webhook(session, principal, webhook_id))
+
+
+@router.patch("/webhooks/{webhook_id}", tags=["webhooks"], responses=_WRITE_ERRORS)
+def update_webhook(
+    webhook_id: str, body: WebhookUpdate, request: Request, principal: AdminPrincipal
+) -> WebhookOut:
+    """Change the fields given; bindings follow events, sites and enabled at once."""
+    settings, admin = get_settings(request), get_admin(request)
+    if "url" in body.model_fields_set and body.url is not None:
+        _check_url(body.url, settings)
+    with get_sessions(request)() as session:
+        webhook = load_webhook(session, principal, webhook_id, for_update=True)
+        old_keys = live_keys(webhook)
+        _apply_changes(webhook, body)
+        new_keys = live_keys(webhook)
+        session.flush()
+        queue = webhook_queue(webhook.id)
+        unbind = [(settings.exchange, queue, key) for key in sorted(old_keys - new_keys)]
+        admin.apply(_topology(settings, webhook.id, new_keys), unbind=unbind)
+        session.commit()
+    _notify(admin, webhook.id)
+    return to_webhook_out(webhook)
+
+
+@router.delete(
+    "/webhooks/{webhook_id}", status_code=204, tags=["webhooks"], responses=_WRITE_ERRORS
+)
+def delete_webhook(webhook_id: str, request: Request, principal: AdminPrincipal) -> Response:
+    """Delete a webhook, its queues and whatever was still waiting in them."""
+    admin = get_admin(request)
+    with get_sessions(request)() as session:
+        webhook = load_webhook(session, principal, webhook_id, for_update=True)
+        admin.delete_webhook(webhook.id)
+        session.delete(webhook)
+        session.commit()
+    _notify(admin, webhook_id)
+    return Response(status_code=204)
+
+
+def load_webhook(
+    session: Session, principal: Principal, webhook_id: str, for_update: bool = False
+) -> Webhook:
+    """The principal's webhook with this id; 404 when missing or another account's."""
+    query = select(Webhook).where(
+        Webhook.id == webhook_id, Webhook.account_id == principal.account_id
+    )
+    if for_update:
+        query = query.with_for_update()
+    webhook = session.scalar(query)
+    if webhook is None:
+        raise ApiError(404, f"webhook {webhook_id!r} not found")
+    return webhook
+
+
+def live_keys(webhook: Webhook) -> set[str]:
+    """The routing keys the webhook's queue should be bound to (none while disabled)."""
+    if not webhook.enabled:
+        return set()
+    return binding_keys(webhook.account_id, webhook.events, webhook.sites)
+
+
+def to_webhook_out(webhook: Webhook) -> WebhookOut:
+    """The API view of a webhook row: no credentials, no secret."""
+    return WebhookOut(
+        id=webhook.id,
+        name=webhook.name,
+        url=webhook.url,
+        auth=_auth_out(webhook.auth_mode, webhook.auth_credentials),
+        events=list(webhook.events),
+        sites=list(webhook.sites),
+        include_order=webhook.include_order,
+        enabled=webhook.enabled,
+        created_at=as_utc(webhook.created_at),
+        updated_at=as_utc(webhook.updated_at),
+    )
+
+
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every stored one is UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _auth_out(
+    mode: str, credentials: dict[str, Any]
+) -> AuthNoneOut | AuthBasicOut | AuthBearerOut | AuthHeaderOut:
+    if mode == "basic":
+        return AuthBasicOut(username=str(credentials.get("username", "")))
+    if mode == "bearer":
+        return AuthBearerOut()
+    if mode == "header":
+        return AuthHeaderOut(name=str(credentials.get("name", "")))
+    return AuthNoneOut()
+
+
+def _apply_changes(webhook: Webhook, body: WebhookUpdate) -> None:
+    changes = body.model_fields_set
+    if body.auth is not None:
+        webhook.auth_mode = body.auth.mode
+        webhook.auth_credentials = body.auth.credentials()
+    for name in ("name", "url", "events", "sites", "include_order", "enabled"):
+        value = getattr(body, name)
+        if name in changes and value is not None:
+            setattr(webhook, name, value)
+    if changes:
+        webhook.updated_at = utcnow()
+
+
+def _check_url(url: str, settings: Settings) -> None:
+    try:
+        check_target(url, settings.allow_private_targets)
+    except ValueError as exc:
+        raise ApiError(422, str(exc), field="url") from None
+
+
+def _topology(settings: Settings, webhook_id: str, keys: set[str]) -> Topology:
+    return webhook_topology(settings.exchange, webhook_id, keys, settings.queue_type)
+
+
+def _notify(admin: BrokerAdmin, webhook_id: str) -> None:
+    # The change is committed; a worker that misses this notice picks it up at its next
+    # periodic reconcile, so a lost notice delays the change but never loses it.
+    try:
+        admin.notify(webhook_id)
+    except BrokerUnavailable as exc:
+        logger.warning("could not notify workers of webhook %s: %s", webhook_id, exc)
