@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import orjson
 import pika
@@ -23,9 +24,21 @@ from router.topology import (
 )
 
 
+def pika_url(amqp_url: str) -> str:
+    """The URL with its vhost spelled the way pika reads it.
+
+    The usual AMQP spelling (kombu's, and DESIGN.md's default) writes the default vhost
+    as ``//``; pika would read that as an empty vhost, so the path is re-encoded: the
+    vhost is everything after the first slash, percent-decoded, and ``/`` when empty.
+    """
+    parts = urlsplit(amqp_url)
+    vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
+    return urlunsplit(parts._replace(path="/" + quote(vhost, safe="")))
+
+
 def connection_parameters(amqp_url: str, name: str) -> pika.URLParameters:
     """Parameters from the URL (vhost honoured), naming the connection for the broker UI."""
-    params = pika.URLParameters(amqp_url)
+    params = pika.URLParameters(pika_url(amqp_url))
     params.client_properties = {"connection_name": name}
     params.connection_attempts = 2
     params.retry_delay = 0.5

@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> None:
             level=settings.log_level,
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
+        # pika narrates every connection step at INFO; its warnings and errors still show.
+        logging.getLogger("pika").setLevel(max(logging.WARNING, logging.root.level))
         args.handler(settings, args)
     except RouterError as exc:
         print(f"webhook-router: {exc}", file=sys.stderr)
