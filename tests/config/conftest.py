@@ -20,7 +20,8 @@ from config.app import create_app
 from config.auth import create_api_key
 from router.broker import BrokerAdmin
 from router.settings import Settings
-from router.topology import CONTROL_EXCHANGE, shared_topology
+from router.topology import CONTROL_EXCHANGE
+from tests.helpers import declare_shared
 
 with warnings.catch_warnings():
     # starlette asks for httpx2 instead of httpx; the test client works the same with both.
@@ -50,13 +51,7 @@ def sessions(engine: Engine) -> sessionmaker[Session]:
 @pytest.fixture
 def broker_admin(settings: Settings) -> BrokerAdmin:
     """An admin client on the private vhost, the shared exchanges already declared."""
-    admin = BrokerAdmin(settings.amqp_url.get_secret_value())
-    admin.apply(
-        shared_topology(
-            settings.exchange, settings.retry_schedule, settings.retry_jitter, settings.queue_type
-        )
-    )
-    return admin
+    return declare_shared(settings)
 
 
 def make_client(settings: Settings, engine: Engine, admin: BrokerAdmin) -> TestClient:
