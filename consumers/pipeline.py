@@ -28,8 +28,10 @@ from router.errors import BrokerUnavailable, InvalidEvent
 from router.events import Event, parse_event
 from router.models import new_id
 from router.topology import (
+    ATTEMPT_HEADER,
     DEAD_EXCHANGE,
     INVALID_QUEUE,
+    TRIGGER_HEADER,
     dead_letter_queue,
     delay_queue,
     webhook_queue,
@@ -37,8 +39,6 @@ from router.topology import (
 
 log = logging.getLogger(__name__)
 
-ATTEMPT_HEADER = "x-router-attempt"
-TRIGGER_HEADER = "x-router-trigger"
 _PERSISTENT = 2
 _DETAIL_CHARS = 500
 

@@ -56,6 +56,17 @@ class Webhook(Base):
     sites: Mapped[list[str]] = mapped_column(default=list)
     include_order: Mapped[bool] = mapped_column(default=False)
     enabled: Mapped[bool] = mapped_column(default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    max_attempts: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The circuit breaker lives here, not in a worker, so every worker agrees on it.
+    circuit_state: Mapped[str] = mapped_column(String(16), default="closed")
+    circuit_opened_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    circuit_retry_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    circuit_cooldown_s: Mapped[float] = mapped_column(default=0.0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow

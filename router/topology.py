@@ -34,6 +34,10 @@ ORPHANED = "router.orphaned"
 INVALID_QUEUE = "events.invalid"
 UNROUTED_MAX_LENGTH = 100_000
 
+# Headers the router sets on messages it republishes (never x-death: RabbitMQ owns it).
+ATTEMPT_HEADER = "x-router-attempt"  # the attempt number the next delivery will be
+TRIGGER_HEADER = "x-router-trigger"  # "event", or "manual" for replays
+
 
 @dataclass(frozen=True)
 class ExchangeSpec:
