@@ -8,6 +8,8 @@ import base64
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -33,6 +35,10 @@ class Endpoint:
     auth_credentials: Mapping[str, str]
     secrets: tuple[str, ...]
     include_order: bool
+    max_attempts: int | None = None
+    circuit_state: str = "closed"
+    circuit_retry_at: datetime | None = None
+    circuit_cooldown_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +59,7 @@ class DeliveryResult:
     response_excerpt: str | None
     error: str | None
     duration_ms: int
+    retry_after_s: float | None = None
 
 
 def auth_headers(mode: str, credentials: Mapping[str, str]) -> dict[str, str]:
@@ -94,13 +101,15 @@ class HttpDeliverer:
         """POST the request; any failure comes back as a result with ``error`` set."""
         started = time.perf_counter()
         try:
-            status, excerpt = await self._post(request)
+            status, excerpt, retry_after = await self._post(request)
         except DeliveryError as exc:
             return DeliveryResult(None, None, str(exc), _elapsed_ms(started))
         error = None if 200 <= status < 300 else f"HTTP {status}"
-        return DeliveryResult(status, excerpt, error, _elapsed_ms(started))
+        return DeliveryResult(
+            status, excerpt, error, _elapsed_ms(started), parse_retry_after(retry_after)
+        )
 
-    async def _post(self, request: DeliveryRequest) -> tuple[int, str]:
+    async def _post(self, request: DeliveryRequest) -> tuple[int, str, str | None]:
         try:
             # httpx times each phase; this bounds the whole exchange, so an endpoint
             # trickling its answer byte by byte cannot hold a slot forever.
@@ -111,7 +120,7 @@ class HttpDeliverer:
                 ) as response,
             ):
                 excerpt = await _read_excerpt(response, self._excerpt_bytes)
-                return response.status_code, excerpt
+                return response.status_code, excerpt, response.headers.get("retry-after")
         except (httpx.TimeoutException, TimeoutError) as exc:
             raise EndpointTimeout(f"timed out after {self._timeout_s:g} s") from exc
         except httpx.TransportError as exc:
@@ -130,6 +139,22 @@ async def _read_excerpt(response: httpx.Response, limit: int) -> str:
         if size >= limit:
             break
     return b"".join(chunks)[:limit].decode("utf-8", errors="replace")
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds asked for by a ``Retry-After`` header (delta seconds or HTTP date)."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def _elapsed_ms(started: float) -> int:

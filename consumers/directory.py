@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from consumers.delivery import Endpoint
+from router.broker import BrokerAdmin
 from router.models import Webhook
+from router.settings import Settings
+from router.topology import binding_keys, webhook_queue, webhook_topology
 
 
 def to_endpoint(webhook: Webhook) -> Endpoint:
@@ -19,7 +24,18 @@ def to_endpoint(webhook: Webhook) -> Endpoint:
         auth_credentials=dict(webhook.auth_credentials),
         secrets=(webhook.secret,),
         include_order=webhook.include_order,
+        max_attempts=webhook.max_attempts,
+        circuit_state=webhook.circuit_state,
+        circuit_retry_at=as_utc(webhook.circuit_retry_at),
+        circuit_cooldown_s=webhook.circuit_cooldown_s,
     )
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; every stored one is UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
 
 def load_endpoints(sessions: sessionmaker[Session]) -> dict[str, Endpoint]:
@@ -34,3 +50,29 @@ def load_endpoint(sessions: sessionmaker[Session], webhook_id: str) -> Endpoint 
     with sessions() as session:
         row = session.get(Webhook, webhook_id)
         return to_endpoint(row) if row is not None and row.enabled else None
+
+
+def disable_webhook(
+    sessions: sessionmaker[Session],
+    admin: BrokerAdmin,
+    settings: Settings,
+    webhook_id: str,
+    reason: str,
+) -> bool:
+    """Disable a webhook whose endpoint is gone: unbind its queue (kept, with what waits
+    in it) and tell every worker. False when it was already disabled or deleted."""
+    with sessions() as session:
+        row = session.get(Webhook, webhook_id, with_for_update=True)
+        if row is None or not row.enabled:
+            return False
+        row.enabled = False
+        row.disabled_reason = reason[:500]
+        keys = binding_keys(row.account_id, row.events, row.sites)
+        queue = webhook_queue(webhook_id)
+        admin.apply(
+            webhook_topology(settings.exchange, webhook_id, (), settings.queue_type),
+            unbind=[(settings.exchange, queue, key) for key in sorted(keys)],
+        )
+        session.commit()
+    admin.notify(webhook_id)
+    return True

@@ -29,6 +29,21 @@ class WorkerHooks:
     ) -> None:
         """A delivery attempt ended and its outcome is decided."""
 
+    def on_retry(self, scheduled_delay_s: float) -> None:
+        """A failed attempt was sent to the delay tier of this scheduled delay."""
+
+    def on_dead_lettered(self, reason: str) -> None:
+        """A message was parked in its dead-letter queue (``exhausted`` or ``gone``)."""
+
+    def on_circuit(self, transition: str) -> None:
+        """A circuit moved: ``opened``, ``closed`` or ``reopened``."""
+
+    def on_circuits_open(self, count: int) -> None:
+        """How many enabled webhooks have an open or half-open circuit."""
+
+    def on_queue_depths(self, backlog: int, deepest: int, dead_letters: int, orphaned: int) -> None:
+        """Messages waiting in webhook queues (total, deepest), dead letters, orphans."""
+
     def on_queues_consumed(self, delta: int) -> None:
         """The worker started (+) or stopped (-) consuming webhook queues."""
 
@@ -62,6 +77,24 @@ class MetricsHooks(WorkerHooks):
     ) -> None:
         metrics.DELIVERIES.labels(event_type, outcome).inc()
         metrics.DELIVERY_DURATION.labels(status_class(status_code)).observe(duration_s)
+
+    def on_retry(self, scheduled_delay_s: float) -> None:
+        metrics.RETRIES.labels(f"{scheduled_delay_s:g}s").inc()
+
+    def on_dead_lettered(self, reason: str) -> None:
+        metrics.DEAD_LETTERED.labels(reason).inc()
+
+    def on_circuit(self, transition: str) -> None:
+        metrics.CIRCUIT_TRANSITIONS.labels(transition).inc()
+
+    def on_circuits_open(self, count: int) -> None:
+        metrics.CIRCUITS_OPEN.set(count)
+
+    def on_queue_depths(self, backlog: int, deepest: int, dead_letters: int, orphaned: int) -> None:
+        metrics.WEBHOOK_BACKLOG.set(backlog)
+        metrics.WEBHOOK_BACKLOG_MAX.set(deepest)
+        metrics.DEAD_LETTER_BACKLOG.set(dead_letters)
+        metrics.ORPHANED.set(orphaned)
 
     def on_queues_consumed(self, delta: int) -> None:
         metrics.CONSUMED_QUEUES.inc(delta)

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,7 +22,7 @@ from consumers.delivery import DeliveryRequest, DeliveryResult, Endpoint, HttpDe
 from consumers.delivery import build_request as build_delivery_request
 from consumers.hooks import WorkerHooks
 from consumers.outcomes import OutcomeWriter
-from consumers.retry import Decision, Outcome, RetryPolicy
+from consumers.retry import Decision, Outcome, RetryPolicy, is_success
 from router.amqp import AmqpChannel
 from router.errors import BrokerUnavailable, InvalidEvent
 from router.events import Event, parse_event
@@ -49,13 +49,21 @@ class Message:
 
     consume_channel: AmqpChannel
     publish_channel: AmqpChannel
-    method: Basic.Deliver
+    method: Basic.Deliver | Basic.GetOk
     props: BasicProperties
     body: bytes
 
     def ack(self) -> None:
         """Acknowledge it on the channel it came from."""
         self.consume_channel.ack(self.method.delivery_tag)
+
+    def requeue(self) -> None:
+        """Give it back to its queue, unchanged."""
+        self.consume_channel.reject(self.method.delivery_tag, requeue=True)
+
+
+# Called after every attempt with its result and decision (circuit breaking, 410 Gone).
+AttemptObserver = Callable[[Endpoint, DeliveryResult, Decision], None]
 
 
 class Pipeline:
@@ -70,6 +78,7 @@ class Pipeline:
         writer: OutcomeWriter,
         hooks: WorkerHooks,
         max_in_flight: int,
+        observer: AttemptObserver = lambda _endpoint, _result, _decision: None,
     ) -> None:
         self._exchange = exchange
         self._max_event_bytes = max_event_bytes
@@ -79,6 +88,7 @@ class Pipeline:
         self._hooks = hooks
         self._slots = asyncio.Semaphore(max_in_flight)
         self._rng = random.Random()
+        self._observer = observer
 
     async def handle(self, endpoint: Endpoint, message: Message) -> None:
         """Take one message of ``endpoint``'s queue to a durable outcome, then ack it.
@@ -88,6 +98,16 @@ class Pipeline:
         """
         self._hooks.on_consumed()
         await self._guarded(message, endpoint.webhook_id, self._deliver(endpoint, message))
+
+    async def probe(self, endpoint: Endpoint, message: Message) -> bool | None:
+        """Deliver one message as a circuit probe, without burning an attempt on failure.
+
+        True: delivered (acked). False: failed, logged as ``paused`` and put back in its
+        queue. None: the message was not a valid event (quarantined); nothing was learnt.
+        """
+        outcome: list[bool | None] = [None]
+        await self._guarded(message, endpoint.webhook_id, self._probe(endpoint, message, outcome))
+        return outcome[0]
 
     async def handle_unrouted(self, message: Message) -> None:
         """A message no webhook subscribed to: count it if valid, quarantine it if not."""
@@ -112,21 +132,61 @@ class Pipeline:
             return
         headers = message.props.headers or {}
         attempt = _int_header(headers, ATTEMPT_HEADER, 1)
-        request = build_delivery_request(endpoint, event, int(time.time()))
-        async with self._slots:
-            self._hooks.before_request()
-            try:
-                result = await self._deliverer.send(request)
-            finally:
-                self._hooks.after_request()
-        decision = self._policy.decide(attempt, result.status_code, self._rng)
-        self._hooks.on_attempt(
-            event.type, decision.outcome, result.status_code, result.duration_ms / 1000
+        request, result = await self._send(endpoint, event)
+        decision = self._policy.decide(
+            attempt, result.status_code, self._rng, result.retry_after_s, endpoint.max_attempts
         )
+        self._record(endpoint, event, result, decision)
+        self._observer(endpoint, result, decision)
         follow_up = self._follow_up(message, endpoint, decision, attempt, result)
         row = attempt_row(endpoint, event, attempt, headers, request, result, decision)
         await asyncio.gather(self._writer.write(row), follow_up)
         message.ack()
+
+    async def _probe(
+        self, endpoint: Endpoint, message: Message, outcome: list[bool | None]
+    ) -> None:
+        event = await self._parse_or_quarantine(message, endpoint.webhook_id)
+        if event is None:
+            message.ack()
+            return
+        headers = message.props.headers or {}
+        attempt = _int_header(headers, ATTEMPT_HEADER, 1)
+        request, result = await self._send(endpoint, event)
+        delivered = is_success(result.status_code)
+        decision = Decision(Outcome.DELIVERED if delivered else Outcome.PAUSED)
+        self._record(endpoint, event, result, decision)
+        await self._writer.write(
+            attempt_row(endpoint, event, attempt, headers, request, result, decision)
+        )
+        if delivered:
+            message.ack()
+        else:
+            message.requeue()
+        outcome[0] = delivered
+
+    async def _send(
+        self, endpoint: Endpoint, event: Event
+    ) -> tuple[DeliveryRequest, DeliveryResult]:
+        request = build_delivery_request(endpoint, event, int(time.time()))
+        async with self._slots:
+            self._hooks.before_request()
+            try:
+                return request, await self._deliverer.send(request)
+            finally:
+                self._hooks.after_request()
+
+    def _record(
+        self, endpoint: Endpoint, event: Event, result: DeliveryResult, decision: Decision
+    ) -> None:
+        self._hooks.on_attempt(
+            event.type, decision.outcome, result.status_code, result.duration_ms / 1000
+        )
+        if decision.outcome is Outcome.RETRYING:
+            assert decision.delay_ms is not None
+            self._hooks.on_retry(self._policy.scheduled_delay_s(decision.delay_ms))
+        elif decision.outcome is Outcome.DEAD_LETTERED:
+            self._hooks.on_dead_lettered("gone" if decision.gone else "exhausted")
 
     async def _count_unrouted(self, message: Message) -> None:
         if await self._parse_or_quarantine(message, None) is not None:

@@ -97,6 +97,7 @@ class AmqpChannel:
         self._confirming = False
         self._publish_seq = 0
         self._unconfirmed: dict[int, asyncio.Future[None]] = {}
+        self._get_lock = asyncio.Lock()
         self.closed: asyncio.Future[BaseException] = self._loop.create_future()
         self.on_consumer_cancelled: Callable[[str], None] = lambda _tag: None
         channel.add_on_close_callback(self._on_close)
@@ -218,6 +219,32 @@ class AmqpChannel:
         frame = await future
         tag: str = frame.method.consumer_tag
         return tag
+
+    async def message_count(self, queue: str) -> int:
+        """Ready messages in ``queue``; a missing queue closes this channel (404)."""
+        frame = await self._call(_with_callback(self._channel.queue_declare, queue, passive=True))
+        return int(frame.method.message_count)
+
+    async def get(self, queue: str) -> tuple[Basic.GetOk, BasicProperties, bytes] | None:
+        """Take one message off ``queue`` (unacked), or None when it is empty."""
+        async with self._get_lock:  # pika allows one basic.get in flight per channel
+            if not self._channel.is_open:
+                raise BrokerUnavailable("channel is closed")
+            future: asyncio.Future[tuple[Basic.GetOk, BasicProperties, bytes] | None]
+            future = self._loop.create_future()
+
+            def on_ok(_ch: Channel, method: Any, props: Any, body: bytes) -> None:
+                _settle(future, (method, props, body))
+
+            self._channel.add_callback(
+                lambda _frame: _settle(future, None), [Basic.GetEmpty], one_shot=True
+            )
+            self._channel.basic_get(queue, on_ok)
+            closed: asyncio.Future[Any] = self.closed
+            done, _ = await asyncio.wait({future, closed}, return_when=asyncio.FIRST_COMPLETED)
+            if future not in done:
+                raise BrokerUnavailable("channel closed during basic.get")
+            return future.result()
 
     async def cancel(self, consumer_tag: str) -> None:
         """Stop a consumer; messages already delivered to it stay ours to ack."""

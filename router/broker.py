@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import orjson
@@ -17,11 +18,18 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from router.errors import BrokerUnavailable
 from router.topology import (
+    ATTEMPT_HEADER,
     CONTROL_EXCHANGE,
+    RETURN_EXCHANGE,
+    TRIGGER_HEADER,
     Topology,
     dead_letter_queue,
     webhook_queue,
 )
+
+# One replay request moves at most this many messages, so a huge dead-letter queue
+# cannot hold an API request (and its connection) open indefinitely.
+MAX_REPLAY_PER_CALL = 100_000
 
 
 def pika_url(amqp_url: str) -> str:
@@ -88,6 +96,67 @@ class BrokerAdmin:
         with self.channel() as channel:
             send_control(channel, webhook_id)
 
+    @contextmanager
+    def connection(self) -> Iterator[pika.BlockingConnection]:
+        """A fresh connection, closed afterwards; pika errors become BrokerUnavailable."""
+        try:
+            connection = pika.BlockingConnection(self._params)
+        except pika.exceptions.AMQPError as exc:
+            raise BrokerUnavailable(f"cannot connect to RabbitMQ: {exc!r}") from exc
+        try:
+            yield connection
+        except pika.exceptions.AMQPError as exc:
+            raise BrokerUnavailable(f"RabbitMQ operation failed: {exc!r}") from exc
+        finally:
+            if connection.is_open:
+                connection.close()
+
+    def queue_depths(self, webhook_id: str) -> tuple[int, int]:
+        """Ready messages in the webhook's queue and in its dead-letter queue (missing = 0)."""
+        with self.connection() as connection:
+            return (
+                message_count(connection, webhook_queue(webhook_id)),
+                message_count(connection, dead_letter_queue(webhook_id)),
+            )
+
+    def replay_dead_letters(self, webhook_id: str, count: int | None) -> tuple[int, int]:
+        """Move up to ``count`` (None: all) dead letters back into delivery, as attempt 1.
+
+        Only what is parked when the call starts is moved: a replayed message that fails
+        again and comes back meanwhile is not replayed a second time by the same call.
+        Each copy is confirmed before its original is acked, so a failure part-way
+        duplicates at most one message and loses none. Returns (replayed, remaining).
+        """
+        dead = dead_letter_queue(webhook_id)
+        with self.connection() as connection:
+            parked = message_count(connection, dead)
+            wanted = parked if count is None else min(count, parked)
+            limit = min(wanted, MAX_REPLAY_PER_CALL)
+            channel = connection.channel()
+            channel.confirm_delivery()
+            replayed = 0
+            while replayed < limit and _replay_one(channel, dead, webhook_queue(webhook_id)):
+                replayed += 1
+            channel.close()
+            return replayed, message_count(connection, dead)
+
+    def enqueue(
+        self, webhook_id: str, body: bytes, message_id: str, headers: dict[str, Any]
+    ) -> None:
+        """Publish one JSON message straight into a webhook's queue, confirmed."""
+        with self.channel() as channel:
+            channel.basic_publish(
+                exchange=RETURN_EXCHANGE,
+                routing_key=webhook_queue(webhook_id),
+                body=body,
+                properties=pika.BasicProperties(
+                    content_type="application/json",
+                    delivery_mode=pika.DeliveryMode.Persistent,
+                    message_id=message_id,
+                    headers=headers,
+                ),
+            )
+
 
 def declare(channel: BlockingChannel, topology: Topology) -> None:
     """Declare exchanges, queues and bindings in dependency order."""
@@ -104,6 +173,50 @@ def declare(channel: BlockingChannel, topology: Topology) -> None:
         channel.queue_bind(
             queue=binding.queue, exchange=binding.exchange, routing_key=binding.routing_key
         )
+
+
+def message_count(connection: pika.BlockingConnection, queue: str) -> int:
+    """Ready messages in ``queue``, 0 when it does not exist.
+
+    A passive declare of a missing queue makes the broker close the channel (404), so
+    each check gets a channel of its own and the connection survives the miss.
+    """
+    channel = connection.channel()
+    try:
+        frame = channel.queue_declare(queue=queue, passive=True)
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code == 404:
+            return 0
+        raise
+    channel.close()
+    return int(frame.method.message_count)
+
+
+def _replay_one(channel: BlockingChannel, dead: str, queue: str) -> bool:
+    """Move the head of ``dead`` into ``queue`` as a manual attempt 1; False when empty."""
+    method, properties, body = channel.basic_get(queue=dead, auto_ack=False)
+    if method is None:
+        return False
+    headers = dict(properties.headers or {})
+    # A fresh start for the retry policy; the x-router-last-* history of why the message
+    # was parked stays with it.
+    headers[ATTEMPT_HEADER] = 1
+    headers[TRIGGER_HEADER] = "manual"
+    # Through router.return, bound to the webhook's queue alone under its own name.
+    channel.basic_publish(
+        exchange=RETURN_EXCHANGE,
+        routing_key=queue,
+        body=body,
+        properties=pika.BasicProperties(
+            content_type=properties.content_type,
+            delivery_mode=pika.DeliveryMode.Persistent,
+            message_id=properties.message_id,
+            headers=headers,
+        ),
+    )
+    # Confirmed by now (confirm mode): acking the original cannot lose the message.
+    channel.basic_ack(delivery_tag=method.delivery_tag)
+    return True
 
 
 def send_control(channel: BlockingChannel, webhook_id: str) -> None:

@@ -34,8 +34,9 @@ def main(argv: list[str] | None = None) -> None:
             level=settings.log_level,
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
-        # pika narrates every connection step at INFO; its warnings and errors still show.
-        logging.getLogger("pika").setLevel(max(logging.WARNING, logging.root.level))
+        # pika narrates every connection step and httpx every request at INFO.
+        for chatty in ("pika", "httpx"):
+            logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.root.level))
         args.handler(settings, args)
     except RouterError as exc:
         print(f"webhook-router: {exc}", file=sys.stderr)

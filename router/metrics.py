@@ -49,6 +49,46 @@ UNROUTED = Counter(
     "webhook_router_events_unrouted",
     "Valid events that no webhook subscribed to.",
 )
+RETRIES = Counter(
+    "webhook_router_retries",
+    "Failed attempts sent to a delay tier, by scheduled delay (e.g. 5s, 30s).",
+    ["tier"],
+)
+DEAD_LETTERED = Counter(
+    "webhook_router_dead_lettered",
+    "Messages parked in a dead-letter queue: attempts exhausted, or endpoint gone (410).",
+    ["reason"],
+)
+CIRCUIT_TRANSITIONS = Counter(
+    "webhook_router_circuit_transitions",
+    "Circuit breaker moves: opened, closed, reopened (a probe failed).",
+    ["transition"],
+)
+CIRCUITS_OPEN = Gauge(
+    "webhook_router_circuits_open",
+    "Webhooks whose circuit is open or half-open (their queues are not consumed).",
+    multiprocess_mode="max",
+)
+WEBHOOK_BACKLOG = Gauge(
+    "webhook_router_webhook_backlog_messages",
+    "Messages waiting in the queues of enabled webhooks, all together.",
+    multiprocess_mode="max",
+)
+WEBHOOK_BACKLOG_MAX = Gauge(
+    "webhook_router_webhook_backlog_max_messages",
+    "Messages waiting in the deepest queue of an enabled webhook.",
+    multiprocess_mode="max",
+)
+DEAD_LETTER_BACKLOG = Gauge(
+    "webhook_router_dead_letter_messages",
+    "Messages parked in the dead-letter queues of enabled webhooks, all together.",
+    multiprocess_mode="max",
+)
+ORPHANED = Gauge(
+    "webhook_router_orphaned_messages",
+    "Messages in router.orphaned: retries or dead letters of webhooks deleted meanwhile.",
+    multiprocess_mode="max",
+)
 CONSUMED_QUEUES = Gauge(
     "webhook_router_webhook_queues_consumed",
     "Webhook queues the workers are consuming.",

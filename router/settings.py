@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     response_excerpt_bytes: int = Field(default=4096, ge=0, le=1024 * 1024)
     delivery_timeout_s: float = Field(default=10.0, gt=0, le=300)
 
+    retry_after_max_s: float = Field(default=3600.0, ge=0)
+    circuit_failure_threshold: int = Field(default=10, ge=1)
+    circuit_cooldown_s: float = Field(default=30.0, gt=0)
+    circuit_max_cooldown_s: float = Field(default=600.0, gt=0)
+
     prefetch_per_webhook: int = Field(default=16, ge=1, le=1000)
     max_in_flight: int = Field(default=512, ge=1, le=100_000)
     log_batch_size: int = Field(default=500, ge=1, le=10_000)

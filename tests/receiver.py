@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -25,13 +26,21 @@ class Received:
         return orjson.loads(self.body)
 
 
+Responder = Callable[[Received], "tuple[int, dict[str, str]]"]
+
+
 class Receiver:
-    """A threaded HTTP server on 127.0.0.1; ``status`` sets what it answers next."""
+    """A threaded HTTP server on 127.0.0.1.
+
+    It answers ``status``, or what ``responder`` says for each request when set.
+    """
 
     def __init__(self) -> None:
         self.requests: list[Received] = []
         self.status = 200
         self.delay_s = 0.0
+        self.responder: Responder | None = None
+        self._delivered: list[str] = []
         self._lock = threading.Condition()
         receiver = self
 
@@ -43,19 +52,21 @@ class Receiver:
                 body = self.rfile.read(length)
                 if receiver.delay_s:
                     time.sleep(receiver.delay_s)
+                received = Received(
+                    self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.time()
+                )
                 with receiver._lock:
-                    receiver.requests.append(
-                        Received(
-                            self.path,
-                            {k.lower(): v for k, v in self.headers.items()},
-                            body,
-                            time.time(),
-                        )
-                    )
-                    status = receiver.status
+                    receiver.requests.append(received)
+                    status, extra = receiver.status, {}
+                    if receiver.responder is not None:
+                        status, extra = receiver.responder(received)
+                    if 200 <= status < 300:
+                        receiver._delivered.append(received.headers.get("webhook-id", ""))
                     receiver._lock.notify_all()
                 reply = b'{"ok": true}' if 200 <= status < 300 else b'{"error": "nope"}'
                 self.send_response(status)
+                for name, value in extra.items():
+                    self.send_header(name, value)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(reply)))
                 self.end_headers()
@@ -72,6 +83,22 @@ class Receiver:
     def url(self) -> str:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
+
+    def fail_first(self, failures: int, status: int = 503) -> None:
+        """Fail the first ``failures`` requests of every event (by webhook-id), then 200."""
+        seen: dict[str, int] = {}
+
+        def respond(request: Received) -> tuple[int, dict[str, str]]:
+            key = request.headers.get("webhook-id", "")
+            seen[key] = seen.get(key, 0) + 1
+            return (status if seen[key] <= failures else 200), {}
+
+        self.responder = respond
+
+    def delivered_ids(self) -> list[str]:
+        """webhook-id of every request answered 2xx, in arrival order."""
+        with self._lock:
+            return list(self._delivered)
 
     def wait_for(self, count: int, timeout_s: float = 15.0) -> list[Received]:
         """Block until ``count`` requests arrived; fail the test if they do not."""

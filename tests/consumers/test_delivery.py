@@ -7,6 +7,7 @@ import base64
 import gzip
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from datetime import UTC, datetime
 
 import httpx
 import orjson
@@ -22,6 +23,7 @@ from consumers.delivery import (
     auth_headers,
     build_request,
     client_options,
+    parse_retry_after,
 )
 from consumers.signing import generate_secret
 from router import __version__
@@ -429,3 +431,22 @@ def test_send_cuts_off_a_body_trickling_past_the_total_timeout() -> None:
     assert result.status_code is None
     assert result.error == "timed out after 0.3 s"
     assert result.duration_ms < 2000
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        (None, None),
+        ("120", 120.0),
+        (" 7 ", 7.0),
+        ("Fri, 27 Nov 2026 18:01:40 GMT", 100.0),
+        ("Fri, 27 Nov 2026 17:00:00 GMT", 0.0),  # in the past: no wait
+        ("soon", None),
+        ("-5", None),
+    ],
+)
+def test_retry_after_is_read_as_seconds_or_a_date(value: str | None, seconds: float | None) -> None:
+    # Given a Retry-After value, at 18:00:00 UTC
+    now = datetime(2026, 11, 27, 18, 0, 0, tzinfo=UTC)
+    # When it is parsed / Then it is the number of seconds asked for
+    assert parse_retry_after(value, now) == seconds

@@ -140,4 +140,69 @@ def test_outcomes_are_written_as_strings() -> None:
     # Given the outcomes
     # When they are written to a log row
     # Then they read as plain words
-    assert [str(o) for o in Outcome] == ["delivered", "retrying", "dead_lettered"]
+    assert [str(o) for o in Outcome] == ["delivered", "retrying", "dead_lettered", "paused"]
+
+
+def test_410_gone_is_final_and_asks_to_disable_the_webhook() -> None:
+    # Given a first attempt answered 410 Gone
+    policy = RetryPolicy(SCHEDULE_S, jitter=0.0)
+    # When the policy decides
+    decision = policy.decide(1, 410, random.Random(1))
+    # Then it is dead-lettered at once and the webhook is to be disabled
+    assert decision == Decision(Outcome.DEAD_LETTERED, gone=True)
+
+
+@pytest.mark.parametrize(
+    ("retry_after_s", "delay_ms"),
+    [
+        (None, 5000),  # no header: the schedule
+        (1, 5000),  # shorter than scheduled: never faster than the schedule
+        (20, 30000),  # longer: the first tier at least that long
+        (30, 30000),
+        (100, 120000),
+        (10_000, 120000),  # past every tier: the longest tier
+    ],
+)
+def test_retry_after_is_honoured_within_the_tiers(
+    retry_after_s: float | None, delay_ms: int
+) -> None:
+    # Given a schedule 5 s, 30 s, 120 s without jitter
+    policy = RetryPolicy(SCHEDULE_S, jitter=0.0)
+    # When the first attempt fails with a Retry-After
+    decision = policy.decide(1, 503, random.Random(1), retry_after_s=retry_after_s)
+    # Then the retry waits the tier that honours it
+    assert decision == Decision(Outcome.RETRYING, delay_ms)
+
+
+def test_retry_after_is_capped() -> None:
+    # Given a cap of 60 s on Retry-After
+    policy = RetryPolicy(SCHEDULE_S, jitter=0.0, retry_after_max_s=60)
+    # When an endpoint asks for a day
+    decision = policy.decide(1, 429, random.Random(1), retry_after_s=86400)
+    # Then the wait is the first tier past the cap, not a day
+    assert decision == Decision(Outcome.RETRYING, 120000)
+
+
+@pytest.mark.parametrize(("max_attempts", "outcome"), [(1, "dead_lettered"), (2, "retrying")])
+def test_a_webhook_may_allow_fewer_attempts(max_attempts: int, outcome: str) -> None:
+    # Given a webhook limited to max_attempts
+    policy = RetryPolicy(SCHEDULE_S, jitter=0.0)
+    # When its first attempt fails
+    decision = policy.decide(1, 500, random.Random(1), max_attempts=max_attempts)
+    # Then the limit applies
+    assert decision.outcome == outcome
+
+
+def test_a_webhook_cannot_allow_more_attempts_than_the_schedule() -> None:
+    # Given a webhook asking for 50 attempts on a 3-delay schedule
+    policy = RetryPolicy(SCHEDULE_S, jitter=0.0)
+    # When its fourth attempt fails
+    decision = policy.decide(4, 500, random.Random(1), max_attempts=50)
+    # Then there is no tier left: it is dead-lettered
+    assert decision == Decision(Outcome.DEAD_LETTERED)
+
+
+@pytest.mark.parametrize(("delay_ms", "scheduled"), [(4500, 5.0), (5500, 5.0), (132000, 120.0)])
+def test_a_tier_maps_back_to_its_scheduled_delay(delay_ms: int, scheduled: float) -> None:
+    # Given jittered tiers / When mapped back / Then the scheduled delay labels them
+    assert RetryPolicy(SCHEDULE_S, jitter=0.1).scheduled_delay_s(delay_ms) == scheduled
