@@ -21,7 +21,7 @@ DESCRIPTION = (
 def create_app(settings: Settings, engine: Engine, admin: BrokerAdmin) -> FastAPI:
     """The FastAPI app, its collaborators kept on ``app.state``."""
     # Imported here: the route modules read app.state through the accessors below.
-    from config import health, logs, webhooks
+    from config import health, logs, replay, webhooks
     from config.errors import EXCEPTION_HANDLERS
 
     app = FastAPI(
@@ -36,6 +36,7 @@ def create_app(settings: Settings, engine: Engine, admin: BrokerAdmin) -> FastAP
     app.state.admin = admin
     app.include_router(webhooks.router)
     app.include_router(logs.router)
+    app.include_router(replay.router)
     app.include_router(health.router)
     return app
 

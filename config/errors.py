@@ -158,6 +158,7 @@ _DESCRIPTIONS = {
     401: "Missing or unknown API key",
     403: "The API key's role may not do this",
     404: "No such resource in this account",
+    409: "The resource's current state does not allow this; the message says why",
     422: "Invalid request; `field` names the first offending field",
     503: "Message broker or database unavailable; nothing changed, try again",
 }

@@ -133,6 +133,15 @@ Cursor = Annotated[
 ]
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size")]
 Secret = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+MaxAttempts = Annotated[
+    int | None,
+    Field(
+        ge=1,
+        description="Attempts before dead-lettering, at most the retry schedule's length + 1;"
+        " null follows the schedule",
+    ),
+]
+CircuitState = Literal["closed", "open", "half_open"]
 Credential = Annotated[Secret, AfterValidator(_check_header_value)]
 
 
@@ -198,6 +207,7 @@ class WebhookCreate(_Strict):
     sites: SiteList = Field(default_factory=list, description="[] means every site")
     include_order: bool = False
     enabled: bool = True
+    max_attempts: MaxAttempts = None
 
 
 class WebhookUpdate(_Strict):
@@ -209,12 +219,17 @@ class WebhookUpdate(_Strict):
     events: EventList | None = None
     sites: SiteList | None = None
     include_order: bool | None = None
-    enabled: bool | None = None
+    enabled: bool | None = Field(
+        default=None, description="true also clears disabled_reason and closes the circuit"
+    )
+    max_attempts: MaxAttempts = None
 
-    @field_validator("*", mode="before")
+    @field_validator(
+        "name", "url", "auth", "events", "sites", "include_order", "enabled", mode="before"
+    )
     @classmethod
     def _reject_null(cls, value: Any) -> Any:
-        # Omit a field to keep it; null has no meaning for any of them.
+        # Omit a field to keep it; null means nothing for these (max_attempts: the default).
         if value is None:
             raise ValueError("may not be null; omit the field to leave it unchanged")
         return value
@@ -262,8 +277,25 @@ class WebhookOut(BaseModel):
     sites: list[str]
     include_order: bool
     enabled: bool
+    disabled_reason: str | None = Field(description="Why the router disabled it, if it did")
+    max_attempts: int | None
+    circuit: CircuitState = Field(description="open: deliveries paused after repeated failures")
+    circuit_retry_at: datetime | None = Field(description="When the next probe may run")
     created_at: datetime
     updated_at: datetime
+
+
+class Backlog(BaseModel):
+    """Messages waiting in the webhook's queues."""
+
+    pending: int = Field(description="Ready for delivery (not counting those in flight)")
+    dead_letters: int = Field(description="Parked after their last attempt failed")
+
+
+class WebhookDetail(WebhookOut):
+    """One webhook with its backlog (null when the broker cannot be asked)."""
+
+    backlog: Backlog | None
 
 
 class WebhookCreated(WebhookOut):

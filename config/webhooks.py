@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
@@ -23,12 +23,15 @@ from config.schemas import (
     AuthBearerOut,
     AuthHeaderOut,
     AuthNoneOut,
+    Backlog,
+    CircuitState,
     Cursor,
     EventTypeList,
     EventTypeOut,
     Limit,
     WebhookCreate,
     WebhookCreated,
+    WebhookDetail,
     WebhookList,
     WebhookOut,
     WebhookUpdate,
@@ -83,6 +86,7 @@ def create_webhook(
     """Create a webhook: its queue and bindings exist when this returns."""
     settings, admin = get_settings(request), get_admin(request)
     _check_url(body.url, settings)
+    _check_max_attempts(body.max_attempts, settings)
     webhook = Webhook(
         id=new_id("wh"),
         account_id=principal.account_id,
@@ -95,6 +99,7 @@ def create_webhook(
         sites=body.sites,
         include_order=body.include_order,
         enabled=body.enabled,
+        max_attempts=body.max_attempts,
     )
     with get_sessions(request)() as session:
         session.add(webhook)
@@ -106,10 +111,13 @@ def create_webhook(
 
 
 @router.get("/webhooks/{webhook_id}", tags=["webhooks"], responses=error_responses(404))
-def get_webhook(webhook_id: str, request: Request, principal: CurrentPrincipal) -> WebhookOut:
-    """One webhook of the account."""
+def get_webhook(webhook_id: str, request: Request, principal: CurrentPrincipal) -> WebhookDetail:
+    """One webhook of the account, with the messages waiting in its queues."""
     with get_sessions(request)() as session:
-        return to_webhook_out(load_webhook(session, principal, webhook_id))
+        webhook = load_webhook(session, principal, webhook_id)
+    return WebhookDetail(
+        **to_webhook_out(webhook).model_dump(), backlog=_backlog(get_admin(request), webhook.id)
+    )
 
 
 @router.patch("/webhooks/{webhook_id}", tags=["webhooks"], responses=_WRITE_ERRORS)
@@ -120,6 +128,7 @@ def update_webhook(
     settings, admin = get_settings(request), get_admin(request)
     if "url" in body.model_fields_set and body.url is not None:
         _check_url(body.url, settings)
+    _check_max_attempts(body.max_attempts, settings)
     with get_sessions(request)() as session:
         webhook = load_webhook(session, principal, webhook_id, for_update=True)
         old_keys = live_keys(webhook)
@@ -182,6 +191,10 @@ def to_webhook_out(webhook: Webhook) -> WebhookOut:
         sites=list(webhook.sites),
         include_order=webhook.include_order,
         enabled=webhook.enabled,
+        disabled_reason=webhook.disabled_reason,
+        max_attempts=webhook.max_attempts,
+        circuit=cast(CircuitState, webhook.circuit_state),
+        circuit_retry_at=as_utc_or_none(webhook.circuit_retry_at),
         created_at=as_utc(webhook.created_at),
         updated_at=as_utc(webhook.updated_at),
     )
@@ -190,6 +203,11 @@ def to_webhook_out(webhook: Webhook) -> WebhookOut:
 def as_utc(moment: datetime) -> datetime:
     """SQLite hands back naive datetimes; every stored one is UTC."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def as_utc_or_none(moment: datetime | None) -> datetime | None:
+    """``as_utc`` that lets None through."""
+    return None if moment is None else as_utc(moment)
 
 
 def _auth_out(
@@ -213,8 +231,38 @@ def _apply_changes(webhook: Webhook, body: WebhookUpdate) -> None:
         value = getattr(body, name)
         if name in changes and value is not None:
             setattr(webhook, name, value)
+    if "max_attempts" in changes:
+        webhook.max_attempts = body.max_attempts
+    if body.enabled:
+        # An admin turning it (back) on vouches for the endpoint: forget why the router
+        # turned it off and let deliveries resume without waiting for a probe.
+        webhook.disabled_reason = None
+        webhook.circuit_state = "closed"
+        webhook.circuit_opened_at = None
+        webhook.circuit_retry_at = None
+        webhook.circuit_cooldown_s = 0.0
     if changes:
         webhook.updated_at = utcnow()
+
+
+def _check_max_attempts(max_attempts: int | None, settings: Settings) -> None:
+    # The upper bound is configuration, so it cannot live in the schema.
+    if max_attempts is not None and max_attempts > settings.max_attempts:
+        raise ApiError(
+            422,
+            f"must be between 1 and {settings.max_attempts} (the retry schedule's length + 1)",
+            field="max_attempts",
+        )
+
+
+def _backlog(admin: BrokerAdmin, webhook_id: str) -> Backlog | None:
+    # The backlog is a convenience: a broker outage must not make the webhook unreadable.
+    try:
+        pending, dead_letters = admin.queue_depths(webhook_id)
+    except BrokerUnavailable as exc:
+        logger.warning("could not read the backlog of webhook %s: %s", webhook_id, exc)
+        return None
+    return Backlog(pending=pending, dead_letters=dead_letters)
 
 
 def _check_url(url: str, settings: Settings) -> None:

@@ -90,6 +90,8 @@ def test_openapi_describes_every_route_and_its_errors(offline_api: TestClient) -
         "/v1/webhooks/{webhook_id}",
         "/v1/webhooks/{webhook_id}/logs",
         "/v1/logs/{log_id}",
+        "/v1/logs/{log_id}/replay",
+        "/v1/webhooks/{webhook_id}/dead-letters/replay",
         "/healthz",
         "/readyz",
         "/metrics",
@@ -105,5 +107,11 @@ def test_openapi_describes_every_route_and_its_errors(offline_api: TestClient) -
     assert set(paths["/v1/webhooks/{webhook_id}"]["delete"]["responses"]) >= {"204", "403", "404"}
     created = paths["/v1/webhooks"]["post"]["responses"]["201"]["content"]["application/json"]
     assert created["schema"] == {"$ref": "#/components/schemas/WebhookCreated"}
+    single = paths["/v1/webhooks/{webhook_id}"]["get"]["responses"]["200"]["content"]
+    assert single["application/json"]["schema"] == {"$ref": "#/components/schemas/WebhookDetail"}
+    replay_log = paths["/v1/logs/{log_id}/replay"]["post"]["responses"]
+    assert set(replay_log) >= {"202", "403", "404", "409", "503"}
+    replay_dead = paths["/v1/webhooks/{webhook_id}/dead-letters/replay"]["post"]["responses"]
+    assert set(replay_dead) >= {"200", "403", "404", "503"}
     assert "HTTPValidationError" not in spec["components"]["schemas"]
     assert "bearer" in str(spec["components"]["securitySchemes"]).lower()

@@ -45,7 +45,7 @@ def test_sigkill_mid_load_loses_nothing(
     declare_shared(settings)
     receiver.fail_first(1)
     receiver.delay_s = 0.05
-    hook = make_webhook(engine, settings, receiver.url, ["delivery.done"])
+    make_webhook(engine, settings, receiver.url, ["delivery.done"])
     log = tmp_path / "worker.log"
     workers = [start_worker(settings, log)]
     try:
