@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from config.app import get_admin, get_engine
-from config.schemas import Health, Readiness
 from router.errors import BrokerUnavailable
 from router.metrics import render_metrics
+
+
+class Health(BaseModel):
+    """Liveness."""
+
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    """Readiness: each dependency is ``ok`` or ``unavailable``."""
+
+    status: Literal["ready", "unavailable"]
+    database: Literal["ok", "unavailable"]
+    broker: Literal["ok", "unavailable"]
+
 
 logger = logging.getLogger(__name__)
 

@@ -394,17 +394,3 @@ class ErrorResponse(BaseModel):
     """Every error answer: ``{"error": {...}}``."""
 
     error: ErrorDetail
-
-
-class Health(BaseModel):
-    """Liveness."""
-
-    status: Literal["ok"] = "ok"
-
-
-class Readiness(BaseModel):
-    """Readiness: each dependency is ``ok`` or ``unavailable``."""
-
-    status: Literal["ready", "unavailable"]
-    database: Literal["ok", "unavailable"]
-    broker: Literal["ok", "unavailable"]

@@ -74,6 +74,26 @@ def offline_api(database_url: str, engine: Engine) -> Iterator[TestClient]:
         yield client
 
 
+def webhook_body(**overrides: Any) -> dict[str, Any]:
+    """A valid creation body, with some fields replaced."""
+    body: dict[str, Any] = {
+        "name": "Invoices",
+        "url": "http://127.0.0.1:9/hooks",
+        "events": ["delivery.done"],
+        "sites": ["paris"],
+    }
+    body.update(overrides)
+    return body
+
+
+def create(api: TestClient, keys: Keys, **overrides: Any) -> dict[str, Any]:
+    """Create a webhook as the account's admin and return its JSON."""
+    response = api.post("/v1/webhooks", json=webhook_body(**overrides), headers=keys.admin)
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
 def _keys(sessions: sessionmaker[Session], account_id: str) -> Keys:
     def bearer(role: str) -> Headers:
         return {"Authorization": f"Bearer {create_api_key(sessions, account_id, role)}"}

@@ -209,3 +209,55 @@ def _get(service: Service, headers: dict[str, str], path: str) -> dict:
     response = httpx.get(service.base_url + path, headers=headers)
     assert response.status_code == 200, response.text
     return response.json()
+
+
+def test_dead_letters_and_single_events_are_replayed_over_the_api(service: Service) -> None:
+    # Given a webhook whose endpoint fails every attempt (three, with the test schedule)
+    acme = {"authorization": "Bearer " + service.key("acme", "admin")}
+    with Receiver() as receiver:
+        receiver.status = 500
+        hook = _create(
+            service, acme, {"name": "R", "url": receiver.url, "events": ["loading.done"]}
+        )
+        assert hook["circuit"] == "closed"
+        event = new_event("loading.done", "acme", "depot", {"order": ORDER})
+        with Publisher(service.env["ROUTER_AMQP_URL"]) as publisher:
+            publisher.publish(event)
+
+        # When its attempts are used up, the event waits in the dead-letter queue
+        path = f"/v1/webhooks/{hook['id']}"
+        wait_until(
+            lambda: (_get(service, acme, path)["backlog"] or {}).get("dead_letters") == 1,
+            15,
+            "one dead letter",
+        )
+        assert receiver.delivered_ids() == []
+
+        # When the endpoint recovers and the dead letters are replayed
+        receiver.status = 200
+        replay = httpx.post(f"{service.base_url}{path}/dead-letters/replay", headers=acme)
+        assert replay.status_code == 200, replay.text
+        assert replay.json() == {"replayed": 1, "remaining": 0}
+
+        # Then it is delivered, logged as a manual attempt
+        wait_until(lambda: receiver.delivered_ids() == [event.id], 10, "replayed delivery")
+        logs = wait_until(
+            lambda: [
+                i
+                for i in _get(service, acme, f"{path}/logs")["items"]
+                if i["status"] == "succeeded"
+            ],
+            10,
+            "succeeded row",
+        )
+        assert logs[0]["trigger"] == "manual"
+        assert logs[0]["attempt"] == 1
+
+        # When that one attempt is replayed again
+        again = httpx.post(f"{service.base_url}/v1/logs/{logs[0]['id']}/replay", headers=acme)
+        assert again.status_code == 202, again.text
+
+        # Then the receiver gets the same event (same webhook-id) a second time
+        wait_until(lambda: receiver.delivered_ids() == [event.id, event.id], 10, "second replay")
+        failed = _get(service, acme, f"{path}/logs?status=failed")["items"]
+        assert [item["outcome"] for item in failed] == ["dead_lettered", "retrying", "retrying"]
