@@ -7,6 +7,7 @@ connection: pika is not thread-safe, so acks, publishes and declares all go thro
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -140,11 +141,11 @@ class AmqpChannel:
 
     def _on_confirm(self, frame: Any) -> None:
         method = frame.method
-        tags = (
-            [tag for tag in self._unconfirmed if tag <= method.delivery_tag]
-            if method.multiple
-            else [method.delivery_tag]
-        )
+        if method.multiple:
+            # Tags were inserted in increasing order, so the confirmed ones lead the dict.
+            tags = list(itertools.takewhile(lambda t: t <= method.delivery_tag, self._unconfirmed))
+        else:
+            tags = [method.delivery_tag]
         nacked = isinstance(method, Basic.Nack)
         for tag in tags:
             future = self._unconfirmed.pop(tag, None)
