@@ -138,9 +138,12 @@ class Pipeline:
         )
         self._record(endpoint, event, result, decision)
         self._observer(endpoint, result, decision)
-        follow_up = self._follow_up(message, endpoint, decision, attempt, result)
         row = attempt_row(endpoint, event, attempt, headers, request, result, decision)
-        await asyncio.gather(self._writer.write(row), follow_up)
+        if decision.outcome is Outcome.DELIVERED:
+            await self._writer.write(row)
+        else:
+            follow_up = self._follow_up(message, endpoint, decision, attempt, result)
+            await asyncio.gather(self._writer.write(row), follow_up)
         message.ack()
 
     async def _probe(
@@ -231,10 +234,6 @@ class Pipeline:
         result: DeliveryResult,
     ) -> asyncio.Future[None]:
         """Republish into a delay tier or the dead-letter queue, as decided."""
-        if decision.outcome is Outcome.DELIVERED:
-            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            done.set_result(None)
-            return done
         history = {
             ATTEMPT_HEADER: attempt + 1,
             "x-router-last-status": result.status_code or 0,
