@@ -18,7 +18,7 @@ from typing import Any
 
 from pika.spec import Basic, BasicProperties
 
-from consumers.delivery import DeliveryRequest, DeliveryResult, Endpoint, HttpDeliverer
+from consumers.delivery import Deliverer, DeliveryRequest, DeliveryResult, Endpoint
 from consumers.delivery import build_request as build_delivery_request
 from consumers.hooks import WorkerHooks
 from consumers.outcomes import OutcomeWriter
@@ -74,7 +74,7 @@ class Pipeline:
         exchange: str,
         max_event_bytes: int,
         policy: RetryPolicy,
-        deliverer: HttpDeliverer,
+        deliverer: Deliverer,
         writer: OutcomeWriter,
         hooks: WorkerHooks,
         max_in_flight: int,

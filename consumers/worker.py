@@ -13,14 +13,13 @@ import contextlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
 import orjson
 from pika.spec import Basic, BasicProperties
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
 from consumers.circuit import CircuitBreaker
-from consumers.delivery import DeliveryResult, Endpoint, HttpDeliverer, client_options
+from consumers.delivery import DeliveryResult, Endpoint, make_deliverer
 from consumers.hooks import WorkerHooks
 from consumers.outcomes import OutcomeWriter
 from consumers.pipeline import Message, Pipeline
@@ -76,11 +75,15 @@ class Worker:
             self._engine, settings.log_batch_size, settings.log_batch_wait_ms, self._hooks
         )
         writer.start()
-        client = httpx.AsyncClient(
-            **client_options(settings.delivery_timeout_s, settings.max_in_flight)
-        )
-        deliverer = HttpDeliverer(
-            client, settings.delivery_timeout_s, settings.response_excerpt_bytes
+        # A webhook has at most prefetch_per_webhook deliveries in flight; a host may serve
+        # several webhooks (accounts on the same SaaS), so it gets room for four of them
+        # before its requests queue for a connection, and no host can take every socket.
+        deliverer = make_deliverer(
+            settings.http_client,
+            settings.delivery_timeout_s,
+            settings.response_excerpt_bytes,
+            settings.max_in_flight,
+            per_host_limit=settings.prefetch_per_webhook * 4,
         )
         pipeline = Pipeline(
             settings.exchange,
@@ -106,7 +109,7 @@ class Worker:
                         await asyncio.wait_for(stop.wait(), delay)
         finally:
             await writer.stop()
-            await client.aclose()
+            await deliverer.aclose()
             self._db.shutdown(wait=False)
 
     async def _connected(self, pipeline: Pipeline, stop: asyncio.Event) -> None:

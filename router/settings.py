@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     max_event_bytes: int = Field(default=DEFAULT_MAX_EVENT_BYTES, ge=1024)
     response_excerpt_bytes: int = Field(default=4096, ge=0, le=1024 * 1024)
     delivery_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    http_client: Literal["aiohttp", "httpx"] = "aiohttp"
 
     retry_after_max_s: float = Field(default=3600.0, ge=0)
     circuit_failure_threshold: int = Field(default=10, ge=1)

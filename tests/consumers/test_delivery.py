@@ -1,15 +1,17 @@
-"""Building the signed request and sending it (consumers/delivery.py), over MockTransport."""
+"""Building the signed request (pure) and sending it with both deliverers to real HTTP
+servers on 127.0.0.1: the shared test receiver, and raw servers that misbehave on purpose."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import gzip
+import socket
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import UTC, datetime
+from types import TracebackType
 
-import httpx
 import orjson
 import pytest
 from standardwebhooks.webhooks import Webhook
@@ -19,15 +21,15 @@ from consumers.delivery import (
     DeliveryRequest,
     DeliveryResult,
     Endpoint,
-    HttpDeliverer,
     auth_headers,
     build_request,
-    client_options,
+    make_deliverer,
     parse_retry_after,
 )
 from consumers.signing import generate_secret
 from router import __version__
 from router.events import Event
+from tests.receiver import Receiver
 
 SECRET = generate_secret()
 ORDER = {
@@ -59,52 +61,23 @@ SECRET_VALUES: dict[str, list[str]] = {
     "header": ["k3y-value"],
 }
 
-Handler = (
-    Callable[[httpx.Request], httpx.Response]
-    | Callable[[httpx.Request], Coroutine[None, None, httpx.Response]]
-)
-
 
 def endpoint(
     auth_mode: str = "none",
     credentials: Mapping[str, str] | None = None,
     secrets: tuple[str, ...] = (SECRET,),
     include_order: bool = False,
+    url: str = "https://receiver.example/hooks",
 ) -> Endpoint:
     return Endpoint(
         webhook_id="wh_1",
         account_id="acme",
-        url="https://receiver.example/hooks",
+        url=url,
         auth_mode=auth_mode,
         auth_credentials=credentials if credentials is not None else CREDENTIALS[auth_mode],
         secrets=secrets,
         include_order=include_order,
     )
-
-
-def body_response(status_code: int, body: bytes, **headers: str) -> httpx.Response:
-    # A stream (not content=): content= makes httpx read the body up front, and the
-    # deliverer reads the raw stream as a real transport would hand it over.
-    return httpx.Response(status_code, stream=httpx.ByteStream(body), headers=headers)
-
-
-def send(
-    handler: Handler,
-    request: DeliveryRequest | None = None,
-    timeout_s: float = 5.0,
-    excerpt_bytes: int = 1024,
-) -> DeliveryResult:
-    """Run one delivery against a mock transport, in a fresh event loop."""
-    request = request or build_request(endpoint(), EVENT, int(time.time()))
-
-    async def main() -> DeliveryResult:
-        async with httpx.AsyncClient(
-            transport=httpx.MockTransport(handler), **client_options(timeout_s, 10)
-        ) as client:
-            deliverer = HttpDeliverer(client, timeout_s=timeout_s, excerpt_bytes=excerpt_bytes)
-            return await deliverer.send(request)
-
-    return asyncio.run(main())
 
 
 # --- build_request ----------------------------------------------------------------------
@@ -239,198 +212,430 @@ def test_redacted_headers_without_auth_are_the_headers() -> None:
     assert request.redacted_headers == request.headers
 
 
-# --- HttpDeliverer.send -----------------------------------------------------------------
+# --- Deliverer.send, against real servers -----------------------------------------------
+
+# Headers the HTTP client adds itself, besides those of build_request.
+TRANSPORT_HEADERS = {"host", "content-length", "accept", "connection"}
+
+# Writes the answer to one request; returns whether to keep the connection for another.
+Answer = Callable[[asyncio.StreamWriter], Awaitable[bool]]
 
 
-def test_send_posts_the_request_and_returns_status_and_excerpt() -> None:
+@pytest.fixture(params=["aiohttp", "httpx"])
+def kind(request: pytest.FixtureRequest) -> str:
+    """Every send test runs with both deliverers: they must behave alike."""
+    return str(request.param)
+
+
+class ScriptedServer:
+    """A raw HTTP/1.1 server on 127.0.0.1 in the test's event loop.
+
+    It reads each request whole, then lets ``answer`` write anything, well-formed or not.
+    """
+
+    def __init__(self, answer: Answer) -> None:
+        self.connections = 0
+        self.heads: list[bytes] = []
+        self._answer = answer
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._server: asyncio.Server | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        host, port = self._server.sockets[0].getsockname()[:2]
+        return f"http://{host}:{port}/hooks"
+
+    async def __aenter__(self) -> ScriptedServer:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                await reader.readexactly(_content_length(head))
+                self.heads.append(head)
+                if not await self._answer(writer):
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass  # the client went away
+        except asyncio.CancelledError:
+            pass  # the test is over; ending quietly keeps asyncio from logging the cancel
+        finally:
+            writer.close()
+
+
+def _content_length(head: bytes) -> int:
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    return 0
+
+
+def response(status: str, body: bytes, headers: Mapping[str, str] | None = None) -> bytes:
+    """A well-formed HTTP/1.1 answer with a content-length."""
+    lines = [f"HTTP/1.1 {status}", f"content-length: {len(body)}"]
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def canned(raw: bytes) -> Answer:
+    """Answer every request with the same bytes, keeping the connection."""
+
+    async def answer(writer: asyncio.StreamWriter) -> bool:
+        writer.write(raw)
+        await writer.drain()
+        return True
+
+    return answer
+
+
+async def never_answer(writer: asyncio.StreamWriter) -> bool:
+    await asyncio.sleep(3600)
+    return False
+
+
+async def trickle(writer: asyncio.StreamWriter) -> bool:
+    """Send the head at once, then the body a byte every 0.1 s."""
+    writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n")
+    for _ in range(100):
+        await asyncio.sleep(0.1)
+        writer.write(b".")
+        await writer.drain()
+    return True
+
+
+async def endless(writer: asyncio.StreamWriter) -> bool:
+    """Announce a gigabyte and stream it until the client hangs up."""
+    writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 1000000000\r\n\r\n")
+    while True:
+        writer.write(b"y" * 65536)
+        await writer.drain()
+
+
+def exchange(
+    kind: str,
+    answer: Answer,
+    times: int = 1,
+    timeout_s: float = 5.0,
+    excerpt_bytes: int = 1024,
+    host: str = "127.0.0.1",
+) -> tuple[list[DeliveryResult], ScriptedServer]:
+    """Send ``times`` requests in a row to a scripted server, with one deliverer."""
+
+    async def main() -> tuple[list[DeliveryResult], ScriptedServer]:
+        async with ScriptedServer(answer) as server:
+            deliverer = make_deliverer(kind, timeout_s, excerpt_bytes, 10, 10)
+            try:
+                url = server.url.replace("127.0.0.1", host)
+                request = build_request(endpoint(url=url), EVENT, int(time.time()))
+                return [await deliverer.send(request) for _ in range(times)], server
+            finally:
+                await deliverer.aclose()
+
+    return asyncio.run(main())
+
+
+def send_once(kind: str, request: DeliveryRequest, timeout_s: float = 5.0) -> DeliveryResult:
+    """Send one request with a fresh deliverer, closed afterwards."""
+
+    async def main() -> DeliveryResult:
+        deliverer = make_deliverer(kind, timeout_s, 1024, 10, 10)
+        try:
+            return await deliverer.send(request)
+        finally:
+            await deliverer.aclose()
+
+    return asyncio.run(main())
+
+
+def request_to(url: str, auth_mode: str = "none") -> DeliveryRequest:
+    return build_request(endpoint(auth_mode, url=url), EVENT, int(time.time()))
+
+
+@pytest.fixture
+def refused_url() -> Iterator[str]:
+    """A URL whose port is bound but not listening: connecting is refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/hooks"
+
+
+def test_send_posts_the_request_and_returns_status_and_excerpt(
+    kind: str, receiver: Receiver
+) -> None:
     # Given a receiver answering 200 with a short body
-    seen: list[httpx.Request] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return body_response(200, b'{"ok": true}')
-
-    sent = build_request(endpoint("bearer"), EVENT, int(time.time()))
+    sent = request_to(receiver.url + "/hooks", "bearer")
     # When the request is sent
-    result = send(handler, sent)
+    result = send_once(kind, sent)
     # Then the result has the status and body, and no error
-    assert result.status_code == 200
-    assert result.response_excerpt == '{"ok": true}'
-    assert result.error is None
+    assert (result.status_code, result.response_excerpt, result.error) == (
+        200,
+        '{"ok": true}',
+        None,
+    )
     assert result.duration_ms >= 0
-    # And the receiver got a POST with exactly our body and headers
-    (received,) = seen
-    assert received.method == "POST"
-    assert str(received.url) == "https://receiver.example/hooks"
-    assert received.content == sent.body
+    assert result.retry_after_s is None
+    # And the receiver got one POST with exactly our body
+    [received] = receiver.requests
+    assert received.path == "/hooks"
+    assert received.body == sent.body
+
+
+@pytest.mark.parametrize("auth_mode", ["none", "basic", "header"])
+def test_send_sends_the_built_headers_and_no_others(
+    kind: str, receiver: Receiver, auth_mode: str
+) -> None:
+    # Given a request with credentials
+    sent = request_to(receiver.url, auth_mode)
+    # When it is sent
+    send_once(kind, sent)
+    # Then the receiver got every header built, with the value built
+    [received] = receiver.requests
     for name, value in sent.headers.items():
-        assert received.headers[name] == value
+        assert received.headers.get(name) == value, name
+    assert received.headers["user-agent"] == f"webhook-router/{__version__}"
+    # And nothing else but what HTTP/1.1 framing needs: no Accept-Encoding of the library's
+    assert set(received.headers) - set(sent.headers) <= TRANSPORT_HEADERS
+    assert received.headers["content-length"] == str(len(sent.body))
 
 
 @pytest.mark.parametrize("status_code", [400, 404, 410, 429, 500, 503])
-def test_send_reports_a_non_2xx_answer_as_an_error(status_code: int) -> None:
+def test_send_reports_a_non_2xx_answer_as_an_error(
+    kind: str, receiver: Receiver, status_code: int
+) -> None:
     # Given a receiver answering with an error status and a body
-    def handler(request: httpx.Request) -> httpx.Response:
-        return body_response(status_code, b"boom")
-
+    receiver.status = status_code
     # When the request is sent
-    result = send(handler)
+    result = send_once(kind, request_to(receiver.url))
     # Then the status and body are kept and the error says HTTP <status>
     assert result.status_code == status_code
-    assert result.response_excerpt == "boom"
+    assert result.response_excerpt == '{"error": "nope"}'
     assert result.error == f"HTTP {status_code}"
 
 
-def test_send_cuts_a_large_body_to_the_excerpt_limit() -> None:
-    # Given a receiver answering with 1 MB
-    def handler(request: httpx.Request) -> httpx.Response:
-        return body_response(200, b"x" * 1_000_000)
-
-    # When the request is sent with an excerpt limit of 100 bytes
-    result = send(handler, excerpt_bytes=100)
-    # Then the excerpt is the first 100 bytes
-    assert result.response_excerpt == "x" * 100
-
-
-def test_send_reads_no_further_than_the_limit() -> None:
-    # Given a receiver streaming a thousand chunks of 10 bytes
-    chunks_read = 0
-
-    class Chunks(httpx.AsyncByteStream):
-        async def __aiter__(self) -> AsyncIterator[bytes]:
-            nonlocal chunks_read
-            for _ in range(1000):
-                chunks_read += 1
-                yield b"y" * 10
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, stream=Chunks())
-
-    # When the request is sent with an excerpt limit of 35 bytes
-    result = send(handler, excerpt_bytes=35)
-    # Then the excerpt is 35 bytes and reading stopped at the chunk reaching the limit
-    assert result.response_excerpt == "y" * 35
-    assert chunks_read == 4
-
-
-def test_send_keeps_an_empty_body_as_an_empty_excerpt() -> None:
-    # Given a receiver answering 204 without a body
-    def handler(request: httpx.Request) -> httpx.Response:
-        return body_response(204, b"")
-
+@pytest.mark.parametrize("status_code", [302, 307])
+def test_send_does_not_follow_a_redirect(kind: str, receiver: Receiver, status_code: int) -> None:
+    # Given a receiver redirecting elsewhere
+    receiver.responder = lambda _r: (status_code, {"location": receiver.url + "/elsewhere"})
     # When the request is sent
-    result = send(handler)
+    result = send_once(kind, request_to(receiver.url + "/hooks"))
+    # Then the redirect is the answer, a failure, and nothing else was requested
+    assert (result.status_code, result.error) == (status_code, f"HTTP {status_code}")
+    assert [r.path for r in receiver.requests] == ["/hooks"]
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"), [("120", 120.0), ("Thu, 01 Jan 1970 00:00:00 GMT", 0.0)]
+)
+def test_send_reads_retry_after(kind: str, receiver: Receiver, header: str, seconds: float) -> None:
+    # Given a receiver asking to come back later
+    receiver.responder = lambda _r: (429, {"retry-after": header})
+    # When the request is sent
+    result = send_once(kind, request_to(receiver.url))
+    # Then the wait it asked for is in the result
+    assert (result.status_code, result.retry_after_s) == (429, seconds)
+
+
+def test_send_cuts_a_large_body_to_the_excerpt_limit(kind: str) -> None:
+    # Given a server answering with 1 MB
+    answer = canned(response("200 OK", b"x" * 1_000_000))
+    # When the request is sent with an excerpt limit of 100 bytes
+    [result], _ = exchange(kind, answer, excerpt_bytes=100)
+    # Then the excerpt is the first 100 bytes
+    assert (result.status_code, result.response_excerpt) == (200, "x" * 100)
+
+
+def test_send_reads_no_further_than_the_limit(kind: str) -> None:
+    # Given a server streaming a body without end
+    # When the request is sent with an excerpt limit of 35 bytes and a 5 s timeout
+    [result], _ = exchange(kind, endless, excerpt_bytes=35)
+    # Then it returns at once with the first 35 bytes: the rest was never waited for
+    assert (result.status_code, result.response_excerpt, result.error) == (200, "y" * 35, None)
+    assert result.duration_ms < 2000
+
+
+def test_send_keeps_an_empty_body_as_an_empty_excerpt(kind: str) -> None:
+    # Given a server answering 204 without a body
+    answer = canned(b"HTTP/1.1 204 No Content\r\n\r\n")
+    # When the request is sent
+    [result], _ = exchange(kind, answer)
     # Then it is a success with an empty excerpt
     assert (result.status_code, result.response_excerpt, result.error) == (204, "", None)
 
 
-def test_send_replaces_undecodable_bytes_in_the_excerpt() -> None:
-    # Given a receiver answering bytes that are not UTF-8
-    def handler(request: httpx.Request) -> httpx.Response:
-        return body_response(200, b"ok \xff\xfe")
-
+def test_send_replaces_undecodable_bytes_in_the_excerpt(kind: str) -> None:
+    # Given a server answering bytes that are not UTF-8
+    answer = canned(response("200 OK", b"ok \xff\xfe"))
     # When the request is sent
-    result = send(handler)
+    [result], _ = exchange(kind, answer)
     # Then the excerpt is text, with replacement characters
     assert result.response_excerpt == "ok \ufffd\ufffd"
 
 
-def test_send_logs_a_compressed_answer_as_text() -> None:
-    # Given a receiver that compresses its answer, as the client allowed it to
-    def handler(request: httpx.Request) -> httpx.Response:
-        assert "gzip" in request.headers.get("accept-encoding", "")
-        return body_response(500, gzip.compress(b"database down"), **{"content-encoding": "gzip"})
-
+def test_send_logs_a_compressed_answer_as_text(kind: str) -> None:
+    # Given a server that gzips its answer, unasked (RFC 9110 allows it)
+    gzipped = {"content-encoding": "gzip"}
+    answer = canned(response("500 Oops", gzip.compress(b"database down"), gzipped))
     # When the request is sent
-    result = send(handler)
+    [result], _ = exchange(kind, answer)
     # Then the excerpt is the readable body
-    assert result.response_excerpt == "database down"
+    assert (result.status_code, result.response_excerpt) == (500, "database down")
 
 
-def test_send_reports_a_connection_error() -> None:
-    # Given a transport that cannot connect
-    def handler(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("connection refused", request=request)
+def test_send_cuts_a_compressed_answer_after_decoding(kind: str) -> None:
+    # Given a server answering a megabyte that gzips to about a kilobyte
+    gzipped = {"content-encoding": "gzip"}
+    answer = canned(response("200 OK", gzip.compress(b"z" * 1_000_000), gzipped))
+    # When the request is sent with an excerpt limit of 100 bytes
+    [result], _ = exchange(kind, answer, excerpt_bytes=100)
+    # Then the excerpt is 100 decoded bytes
+    assert result.response_excerpt == "z" * 100
+
+
+def test_send_accepts_a_long_response_header(kind: str) -> None:
+    # Given a server answering with a 20 kB header (a big cookie or policy)
+    answer = canned(response("200 OK", b"ok", {"x-long": "a" * 20_000}))
+    # When the request is sent
+    [result], _ = exchange(kind, answer)
+    # Then the delivery succeeded
+    assert (result.status_code, result.error) == (200, None)
+
+
+def test_send_reuses_the_connection(kind: str) -> None:
+    # Given a server that keeps connections open
+    answer = canned(response("200 OK", b'{"ok": true}'))
+    # When three requests are sent one after the other
+    results, server = exchange(kind, answer, times=3)
+    # Then all three went over one connection
+    assert [r.status_code for r in results] == [200, 200, 200]
+    assert (len(server.heads), server.connections) == (3, 1)
+
+
+def test_send_sends_no_cookie_back(kind: str) -> None:
+    # Given a server that sets a cookie (endpoints of several accounts may share a host),
+    # named (cookie jars may refuse cookies of bare IP addresses)
+    answer = canned(response("200 OK", b"ok", {"set-cookie": "session=abc; Path=/"}))
+    # When two requests are sent
+    _, server = exchange(kind, answer, times=2, host="localhost")
+    # Then the second does not carry the cookie
+    assert len(server.heads) == 2
+    assert b"cookie" not in server.heads[1].lower()
+
+
+def test_send_reports_a_refused_connection(kind: str, refused_url: str) -> None:
+    # Given a port where nothing listens
+    # When the request is sent
+    result = send_once(kind, request_to(refused_url))
+    # Then the result has no status and an error that is not a timeout
+    assert (result.status_code, result.response_excerpt) == (None, None)
+    assert result.error
+    assert "timed out" not in result.error
+    assert result.duration_ms < 2000
+
+
+BROKEN_ANSWERS = {
+    "not_http": b"THIS IS NOT HTTP\r\n\r\n",
+    "hang_up": b"",
+    "truncated_body": b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly this",
+    "bad_chunk": b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+    "bad_gzip": response("200 OK", b"not gzip at all", {"content-encoding": "gzip"}),
+}
+
+
+@pytest.mark.parametrize("raw", BROKEN_ANSWERS.values(), ids=BROKEN_ANSWERS.keys())
+def test_send_reports_a_broken_answer(kind: str, raw: bytes) -> None:
+    # Given a server answering something that is not a whole HTTP answer, then hanging up
+    async def answer(writer: asyncio.StreamWriter) -> bool:
+        writer.write(raw)
+        await writer.drain()
+        return False
 
     # When the request is sent
-    result = send(handler)
-    # Then the result has no status and the error says why
-    assert result.status_code is None
-    assert result.response_excerpt is None
-    assert result.error is not None
-    assert "ConnectError" in result.error
-    assert "connection refused" in result.error
+    [result], _ = exchange(kind, answer)
+    # Then the result has no status and an error that is not a timeout: a retry may succeed
+    assert (result.status_code, result.response_excerpt) == (None, None)
+    assert result.error
+    assert "timed out" not in result.error
 
 
-@pytest.mark.parametrize(
-    "exc_type", [httpx.ReadTimeout, httpx.ConnectTimeout, httpx.WriteTimeout, httpx.PoolTimeout]
-)
-def test_send_reports_an_httpx_timeout(exc_type: type[httpx.TimeoutException]) -> None:
-    # Given a transport timing out in some phase
-    def handler(request: httpx.Request) -> httpx.Response:
-        raise exc_type("timed out", request=request)
+def test_send_reads_a_body_arriving_in_pieces(kind: str) -> None:
+    # Given a server sending its body in three pieces, 50 ms apart
+    async def answer(writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 15\r\n\r\n")
+        for piece in (b"hello", b" big ", b"world"):
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(0.05)
+        return True
 
-    # When the request is sent with a 5 s timeout
-    result = send(handler, timeout_s=5.0)
-    # Then the result has no status and a timeout error
-    assert result.status_code is None
-    assert result.error == "timed out after 5 s"
+    # When the request is sent with room for all of it
+    [result], _ = exchange(kind, answer)
+    # Then the excerpt is the whole body
+    assert result.response_excerpt == "hello big world"
 
 
-@pytest.mark.parametrize(
-    "exc",
-    [
-        httpx.RemoteProtocolError("server disconnected"),
-        httpx.ReadError("connection reset"),
-        httpx.UnsupportedProtocol("ftp"),
-    ],
-)
-def test_send_reports_other_transport_errors(exc: httpx.TransportError) -> None:
-    # Given a transport failing in another way
-    def handler(request: httpx.Request) -> httpx.Response:
-        raise exc
-
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1/hooks", "http://", "not a url"])
+def test_send_reports_an_unusable_url(kind: str, url: str) -> None:
+    # Given a URL no HTTP request can be made to
     # When the request is sent
-    result = send(handler)
+    result = send_once(kind, request_to(url))
     # Then it comes back as an error result, not an exception
-    assert result.status_code is None
-    assert result.error == f"{type(exc).__name__}: {exc}"
+    assert (result.status_code, result.response_excerpt) == (None, None)
+    assert result.error
 
 
-def test_send_cuts_off_a_slow_endpoint_at_the_total_timeout() -> None:
-    # Given a receiver that takes 5 s to answer
-    async def handler(request: httpx.Request) -> httpx.Response:
-        await asyncio.sleep(5)
-        return body_response(200, b"too late")
-
-    # When the request is sent with a 0.2 s timeout
+def test_send_cuts_off_a_silent_endpoint_at_the_total_timeout(kind: str) -> None:
+    # Given a server that reads the request and never answers
+    # When the request is sent with a 0.3 s timeout
     started = time.perf_counter()
-    result = send(handler, timeout_s=0.2)
+    [result], _ = exchange(kind, never_answer, timeout_s=0.3)
     elapsed_s = time.perf_counter() - started
-    # Then it gives up after about 0.2 s with a timeout error
+    # Then it gives up after about 0.3 s with a timeout error
     assert result.status_code is None
-    assert result.error == "timed out after 0.2 s"
-    assert 150 <= result.duration_ms < 2000
+    assert result.error == "timed out after 0.3 s"
+    assert 250 <= result.duration_ms < 2000
     assert elapsed_s < 2
 
 
-def test_send_cuts_off_a_body_trickling_past_the_total_timeout() -> None:
-    # Given a receiver that answers at once but sends its body a byte every 0.1 s
-    class Trickle(httpx.AsyncByteStream):
-        async def __aiter__(self) -> AsyncIterator[bytes]:
-            for _ in range(100):
-                await asyncio.sleep(0.1)
-                yield b"."
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, stream=Trickle())
-
+def test_send_cuts_off_a_body_trickling_past_the_total_timeout(kind: str) -> None:
+    # Given a server that answers at once but sends its body a byte every 0.1 s
     # When the request is sent with a 0.3 s timeout and a large excerpt limit
-    result = send(handler, timeout_s=0.3, excerpt_bytes=1000)
+    [result], _ = exchange(kind, trickle, timeout_s=0.3, excerpt_bytes=1000)
     # Then the whole exchange is cut off at the timeout
     assert result.status_code is None
     assert result.error == "timed out after 0.3 s"
-    assert result.duration_ms < 2000
+    assert 250 <= result.duration_ms < 2000
+
+
+def test_unknown_http_client_is_refused() -> None:
+    # Given a kind of client that does not exist
+    # When a deliverer of that kind is asked for
+    # Then the factory refuses it
+    with pytest.raises(ValueError, match="curl"):
+        make_deliverer("curl", 1.0, 100, 10, 10)
+
+
+# --- Retry-After ------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
