@@ -6,7 +6,12 @@ per path, duplicates (same path and event id twice), and publish-to-receipt late
 percentiles in ms. Keep-alive and pipelining are supported; chunked bodies are not (the
 router always sends ``content-length``). One core serves well over 5,000 requests/s.
 
+A POST to a path under ``/hang/`` is never answered: the connection is held open, and
+anything more sent on it ignored, until the client gives up and closes it. Such requests
+are counted apart (``hang`` in ``/stats``), not in ``count`` or ``paths``.
+
     python bench/receiver.py --port 9000
+    python bench/receiver.py --port 9000 --host 127.0.0.1 --host 127.0.0.2
     python bench/receiver.py --check      # measure its own throughput and exit
 """
 
@@ -24,6 +29,7 @@ import orjson
 
 _OK = b'{"ok":true}'
 _MAX_HEAD = 64 * 1024
+HANG_PREFIX = "/hang/"
 
 
 def _response(status: str, body: bytes, content_type: bytes = b"application/json") -> bytes:
@@ -55,6 +61,9 @@ class Stats:
         self.duplicates = 0
         self.first_ns = 0
         self.last_ns = 0
+        self.hang_paths: Counter[str] = Counter()
+        self.hanging: set[asyncio.Transport] = set()  # held open, never answered
+        self.hang_closed_by_client = 0
 
     def record(self, path: str, body: bytes, received_ns: int) -> None:
         """Remember one POST received at ``received_ns``."""
@@ -83,7 +92,19 @@ class Stats:
             "first_ns": self.first_ns,
             "last_ns": self.last_ns,
             "latency_ms": percentiles_ms(self.latencies_ns),
+            "hang": {
+                "requests": sum(self.hang_paths.values()),
+                "paths": dict(self.hang_paths),
+                "open": len(self.hanging),
+                "closed_by_client": self.hang_closed_by_client,
+            },
         }
+
+    def close_hanging(self) -> None:
+        """Drop every connection still held open (at shutdown)."""
+        for transport in list(self.hanging):
+            transport.abort()
+        self.hanging.clear()
 
 
 def percentiles_ms(values_ns: list[int]) -> dict[str, float]:
@@ -112,6 +133,7 @@ class HttpProtocol(asyncio.Protocol):
         self._stats = stats
         self._buffer = bytearray()
         self._transport: asyncio.Transport | None = None
+        self._hanging = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -119,12 +141,24 @@ class HttpProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         received_ns = time.time_ns()
+        if self._hanging:
+            return
         self._buffer += data
         while self._transport is not None:
             request = self._next_request()
             if request is None:
                 return
-            self._transport.write(self._answer(*request, received_ns))
+            answer = self._answer(*request, received_ns)
+            if answer is None:  # a /hang/ request: never answer, ignore what follows
+                self._hang()
+                return
+            self._transport.write(answer)
+
+    def _hang(self) -> None:
+        assert self._transport is not None
+        self._hanging = True
+        self._buffer.clear()
+        self._stats.hanging.add(self._transport)
 
     def _next_request(self) -> tuple[bytes, bytes] | None:
         """Cut one complete request (head, body) off the buffer, if there is one."""
@@ -150,9 +184,13 @@ class HttpProtocol(asyncio.Protocol):
         del self._buffer[:total]
         return head, body
 
-    def _answer(self, head: bytes, body: bytes, received_ns: int) -> bytes:
+    def _answer(self, head: bytes, body: bytes, received_ns: int) -> bytes | None:
+        """The response to send; None for a request never to be answered."""
         method, _, rest = head.partition(b" ")
         path = rest.partition(b" ")[0].decode("latin-1")
+        if method == b"POST" and path.startswith(HANG_PREFIX):
+            self._stats.hang_paths[path] += 1
+            return None
         if method == b"POST":
             self._stats.record(path, body, received_ns)
             return _OK_RESPONSE
@@ -167,27 +205,32 @@ class HttpProtocol(asyncio.Protocol):
             self._transport = None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._hanging and self._transport in self._stats.hanging:
+            self._stats.hanging.discard(self._transport)
+            self._stats.hang_closed_by_client += 1
         self._transport = None
 
 
-async def serve(host: str, port: int, stop: asyncio.Event) -> None:
-    """Serve until ``stop`` is set."""
+async def serve(hosts: list[str], port: int, stop: asyncio.Event) -> None:
+    """Serve on every address of ``hosts`` until ``stop`` is set."""
     stats = Stats()
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: HttpProtocol(stats), host, port, reuse_address=True, backlog=1024
+        lambda: HttpProtocol(stats), hosts, port, reuse_address=True, backlog=1024
     )
-    print(f"receiver listening on http://{host}:{port}", flush=True)
+    for host in hosts:
+        print(f"receiver listening on http://{host}:{port}", flush=True)
     async with server:
         await stop.wait()
+        stats.close_hanging()
 
 
-async def _main(host: str, port: int) -> None:
+async def _main(hosts: list[str], port: int) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await serve(host, port, stop)
+    await serve(hosts, port, stop)
 
 
 async def _client(port: int, body: bytes, deadline: float) -> int:
@@ -213,7 +256,8 @@ def check(seconds: float = 3.0, connections: int = 16) -> None:
     import subprocess
     import sys
 
-    from fanout import cpu_seconds, free_port, wait_http
+    from harness import free_port, wait_http
+    from procstats import cpu_seconds
 
     port = free_port()
     process = subprocess.Popen(
@@ -245,7 +289,9 @@ def check(seconds: float = 3.0, connections: int = 16) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument(
+        "--host", action="append", help="address to listen on; repeatable (default 127.0.0.1)"
+    )
     parser.add_argument("--port", type=int, default=9000)
     parser.add_argument("--check", action="store_true", help="measure throughput and exit")
     args = parser.parse_args()
@@ -253,7 +299,7 @@ def main() -> None:
         check()
         return
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_main(args.host, args.port))
+        asyncio.run(_main(args.host or ["127.0.0.1"], args.port))
 
 
 if __name__ == "__main__":
