@@ -192,6 +192,12 @@ def print_report(result: dict[str, Any]) -> None:
         f"load average before {' '.join(result['machine']['load_average'])}, "
         f"ROUTER_* from the environment: {result['router_env'] or 'none'}"
     )
+    phase_b_s = result["phase_b"]["seconds"]
+    if phase_b_s and phase_b_s < result["delivery_timeout_s"]:
+        print(
+            f"  note              phase B lasted {phase_b_s:.1f} s, less than the delivery "
+            "timeout: no hanging request timed out during it (more --events, or --timeout-s)"
+        )
     for line in result["serve_log_problems"]:
         print(f"  serve log         {line}")
 
