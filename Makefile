@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 WORKERS ?= 1
 
-.PHONY: run test test-slow lint bench clean
+.PHONY: run test lint bench clean
 
 $(BIN)/webhook-router: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,9 +21,6 @@ run: $(BIN)/webhook-router
 
 test: $(BIN)/webhook-router
 	$(BIN)/pytest -m "not slow"
-
-test-slow: $(BIN)/webhook-router
-	$(BIN)/pytest -m slow
 
 lint: $(BIN)/webhook-router
 	$(BIN)/ruff check router consumers config tests bench
