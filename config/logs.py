@@ -22,9 +22,9 @@ from config.schemas import (
     ResponseReceived,
     encode_cursor,
 )
-from config.webhooks import as_utc, load_webhook
+from config.webhooks import load_webhook
 from router.events import EVENT_TYPES
-from router.models import DeliveryAttempt
+from router.models import DeliveryAttempt, as_utc, as_utc_or_none
 
 router = APIRouter(prefix="/v1", tags=["logs"], responses=error_responses(401, 404, 422))
 
@@ -37,7 +37,7 @@ def _check_event_type(value: str | None) -> str | None:
 
 def _to_utc(value: datetime | None) -> datetime | None:
     # Naive means UTC. SQLite compares stored UTC text, so the bound value must be UTC too.
-    return None if value is None else as_utc(value)
+    return as_utc_or_none(value)
 
 
 StatusFilter = Annotated[
@@ -130,5 +130,5 @@ def to_log_entry(row: DeliveryAttempt) -> LogEntry:
         error=row.error,
         duration_ms=row.duration_ms,
         created_at=as_utc(row.created_at),
-        next_retry_at=as_utc(row.next_retry_at) if row.next_retry_at is not None else None,
+        next_retry_at=as_utc_or_none(row.next_retry_at),
     )

@@ -8,7 +8,6 @@ once the row is committed (they read it from the database).
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Any, cast
 
 from fastapi import APIRouter, Request, Response
@@ -42,7 +41,7 @@ from consumers.signing import generate_secret
 from router.broker import BrokerAdmin
 from router.errors import BrokerUnavailable
 from router.events import CATALOG, CATEGORIES
-from router.models import Webhook, new_id, utcnow
+from router.models import Webhook, as_utc, as_utc_or_none, new_id, utcnow
 from router.settings import Settings
 from router.topology import Topology, binding_keys, webhook_queue, webhook_topology
 
@@ -198,16 +197,6 @@ def to_webhook_out(webhook: Webhook) -> WebhookOut:
         created_at=as_utc(webhook.created_at),
         updated_at=as_utc(webhook.updated_at),
     )
-
-
-def as_utc(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; every stored one is UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def as_utc_or_none(moment: datetime | None) -> datetime | None:
-    """``as_utc`` that lets None through."""
-    return None if moment is None else as_utc(moment)
 
 
 def _auth_out(

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from consumers.delivery import Endpoint
 from router.broker import BrokerAdmin
-from router.models import Webhook
+from router.models import Webhook, as_utc_or_none
 from router.settings import Settings
 from router.topology import binding_keys, webhook_queue, webhook_topology
 
@@ -26,16 +24,9 @@ def to_endpoint(webhook: Webhook) -> Endpoint:
         include_order=webhook.include_order,
         max_attempts=webhook.max_attempts,
         circuit_state=webhook.circuit_state,
-        circuit_retry_at=as_utc(webhook.circuit_retry_at),
+        circuit_retry_at=as_utc_or_none(webhook.circuit_retry_at),
         circuit_cooldown_s=webhook.circuit_cooldown_s,
     )
-
-
-def as_utc(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; every stored one is UTC."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
 
 
 def load_endpoints(sessions: sessionmaker[Session]) -> dict[str, Endpoint]:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from pika.spec import Basic, BasicProperties
 
@@ -60,6 +60,16 @@ class Message:
     def requeue(self) -> None:
         """Give it back to its queue, unchanged."""
         self.consume_channel.reject(self.method.delivery_tag, requeue=True)
+
+
+class _Attempt(NamedTuple):
+    """One message validated and sent: what the rest of the pipeline decides on."""
+
+    event: Event
+    headers: dict[str, Any]
+    attempt: int
+    request: DeliveryRequest
+    result: DeliveryResult
 
 
 # Called after every attempt with its result and decision (circuit breaking, 410 Gone).
@@ -125,14 +135,22 @@ class Pipeline:
             await self._quarantine(message, webhook_id, InvalidEvent("processing_error", repr(exc)))
             message.ack()
 
-    async def _deliver(self, endpoint: Endpoint, message: Message) -> None:
+    async def _attempt(self, endpoint: Endpoint, message: Message) -> _Attempt | None:
+        """Validate and send; None (message acked) when it was quarantined instead."""
         event = await self._parse_or_quarantine(message, endpoint.webhook_id)
         if event is None:
             message.ack()
-            return
+            return None
         headers = message.props.headers or {}
         attempt = _int_header(headers, ATTEMPT_HEADER, 1)
         request, result = await self._send(endpoint, event)
+        return _Attempt(event, headers, attempt, request, result)
+
+    async def _deliver(self, endpoint: Endpoint, message: Message) -> None:
+        sent = await self._attempt(endpoint, message)
+        if sent is None:
+            return
+        event, headers, attempt, request, result = sent
         decision = self._policy.decide(
             attempt, result.status_code, self._rng, result.retry_after_s, endpoint.max_attempts
         )
@@ -149,13 +167,10 @@ class Pipeline:
     async def _probe(
         self, endpoint: Endpoint, message: Message, outcome: list[bool | None]
     ) -> None:
-        event = await self._parse_or_quarantine(message, endpoint.webhook_id)
-        if event is None:
-            message.ack()
+        sent = await self._attempt(endpoint, message)
+        if sent is None:
             return
-        headers = message.props.headers or {}
-        attempt = _int_header(headers, ATTEMPT_HEADER, 1)
-        request, result = await self._send(endpoint, event)
+        event, headers, attempt, request, result = sent
         delivered = is_success(result.status_code)
         decision = Decision(Outcome.DELIVERED if delivered else Outcome.PAUSED)
         self._record(endpoint, event, result, decision)

@@ -16,6 +16,16 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """A stored time as an aware UTC datetime (SQLite hands back naive ones; all are UTC)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def as_utc_or_none(moment: datetime | None) -> datetime | None:
+    """``as_utc`` that lets None through."""
+    return None if moment is None else as_utc(moment)
+
+
 def new_id(prefix: str) -> str:
     """A unique id that sorts by creation time: prefix, 16 hex digits of ns, 8 random."""
     return f"{prefix}_{time.time_ns():016x}{os.urandom(4).hex()}"
