@@ -109,11 +109,9 @@ def dead_letter_queue(webhook_id: str) -> str:
 def queue_arguments(queue_type: str) -> dict[str, Any]:
     """Arguments every durable router queue is declared with.
 
-    Classic queues use the version 2 index (RabbitMQ 3.10+): it writes persistent
-    messages with far less overhead than version 1, the default before 4.0.
+    Nothing version- or tuning-specific: RabbitMQ refuses to redeclare a queue with other
+    arguments, so anything here could never change on a running broker. Tune with policies.
     """
-    if queue_type == "classic":
-        return {"x-queue-type": "classic", "x-queue-version": 2}
     return {"x-queue-type": queue_type}
 
 

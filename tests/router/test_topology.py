@@ -49,8 +49,8 @@ def test_queue_naming_helpers() -> None:
 def test_queue_arguments_carry_the_queue_type() -> None:
     # Given each supported queue type
     # When the declaration arguments are built
-    # Then they name the type (classic queues on the faster version 2 index)
-    assert queue_arguments("classic") == {"x-queue-type": "classic", "x-queue-version": 2}
+    # Then they name the type
+    assert queue_arguments("classic") == {"x-queue-type": "classic"}
     assert queue_arguments("quorum") == {"x-queue-type": "quorum"}
 
 
