@@ -2,6 +2,9 @@
 
 Admin operations are rare, so each opens its own short-lived connection: pika's
 BlockingConnection is not thread-safe and the API serves requests from a thread pool.
+Declaring topology goes through py-amqp (kombu's transport) instead, because it can send
+declares and binds with ``nowait``: pika waits for each reply, one round trip per binding,
+and 10,000 webhooks mean tens of thousands of bindings.
 """
 
 from __future__ import annotations
@@ -11,6 +14,9 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
+import amqp.exceptions
+import kombu
+import kombu.exceptions
 import orjson
 import pika
 import pika.exceptions
@@ -59,6 +65,8 @@ class BrokerAdmin:
     """Applies topology and sends control messages, one connection per operation."""
 
     def __init__(self, amqp_url: str, name: str = "webhook-router-admin") -> None:
+        self._amqp_url = amqp_url
+        self._name = name
         self._params = connection_parameters(amqp_url, name)
 
     @contextmanager
@@ -79,11 +87,28 @@ class BrokerAdmin:
                 connection.close()
 
     def apply(self, topology: Topology, unbind: Iterable[tuple[str, str, str]] = ()) -> None:
-        """Declare everything in ``topology`` (idempotent) and remove the given bindings."""
-        with self.channel() as channel:
+        """Declare everything in ``topology`` (idempotent) and remove the given bindings.
+
+        Returns once the broker has processed every operation; any refusal (a queue that
+        exists with other arguments, say) raises BrokerUnavailable naming the broker's reply.
+        """
+        connection = kombu.Connection(
+            self._amqp_url,
+            connect_timeout=5,
+            transport_options={"client_properties": {"connection_name": self._name}},
+        )
+        try:
+            channel = connection.channel()
             declare(channel, topology)
             for exchange, queue, key in unbind:
-                channel.queue_unbind(queue=queue, exchange=exchange, routing_key=key)
+                channel.queue_unbind(queue=queue, exchange=exchange, routing_key=key, nowait=True)
+            # The channel handles methods in order and a refusal closes it: one synchronous
+            # call after the pipelined ones returns only once all of them succeeded.
+            channel.basic_qos(prefetch_size=0, prefetch_count=0, a_global=False)
+        except (OSError, amqp.exceptions.AMQPError, kombu.exceptions.KombuError) as exc:
+            raise BrokerUnavailable(f"declaring topology failed: {exc!r}") from exc
+        finally:
+            connection.release()
 
     def delete_webhook(self, webhook_id: str) -> None:
         """Delete a webhook's queues; their bindings go with them."""
@@ -158,20 +183,28 @@ class BrokerAdmin:
             )
 
 
-def declare(channel: BlockingChannel, topology: Topology) -> None:
-    """Declare exchanges, queues and bindings in dependency order."""
+def declare(channel: Any, topology: Topology) -> None:
+    """Send every declare and bind of ``topology`` without waiting for replies (py-amqp).
+
+    Dependency order (exchanges, queues, bindings) is kept because the broker handles a
+    channel's methods in the order they were sent.
+    """
     for exchange in topology.exchanges:
         channel.exchange_declare(
-            exchange=exchange.name,
-            exchange_type=exchange.type,
+            exchange.name,
+            exchange.type,
             durable=True,
+            auto_delete=False,
             arguments=exchange.arguments or None,
+            nowait=True,
         )
     for queue in topology.queues:
-        channel.queue_declare(queue=queue.name, durable=True, arguments=queue.arguments)
+        channel.queue_declare(
+            queue.name, durable=True, auto_delete=False, arguments=queue.arguments, nowait=True
+        )
     for binding in topology.bindings:
         channel.queue_bind(
-            queue=binding.queue, exchange=binding.exchange, routing_key=binding.routing_key
+            binding.queue, binding.exchange, routing_key=binding.routing_key, nowait=True
         )
 
 

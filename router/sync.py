@@ -26,11 +26,5 @@ def sync_topology(settings: Settings, engine: Engine, admin: BrokerAdmin) -> int
                 else set()
             )
             parts.append(webhook_topology(settings.exchange, webhook.id, keys, settings.queue_type))
-    admin.apply(
-        Topology(
-            exchanges=tuple(e for part in parts for e in part.exchanges),
-            queues=tuple(q for part in parts for q in part.queues),
-            bindings=tuple(b for part in parts for b in part.bindings),
-        )
-    )
+    admin.apply(Topology.merge(parts))
     return len(parts) - 1

@@ -73,6 +73,16 @@ class Topology:
     queues: tuple[QueueSpec, ...]
     bindings: tuple[BindingSpec, ...]
 
+    @classmethod
+    def merge(cls, parts: Iterable[Topology]) -> Topology:
+        """One topology declaring all of ``parts``: their exchanges, then queues, then bindings."""
+        items = list(parts)
+        return cls(
+            exchanges=tuple(e for part in items for e in part.exchanges),
+            queues=tuple(q for part in items for q in part.queues),
+            bindings=tuple(b for part in items for b in part.bindings),
+        )
+
 
 def unrouted_exchange(exchange: str) -> str:
     """The alternate exchange catching what no webhook subscribed to."""
