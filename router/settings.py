@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     circuit_cooldown_s: float = Field(default=30.0, gt=0)
     circuit_max_cooldown_s: float = Field(default=600.0, gt=0)
 
-    prefetch_per_webhook: int = Field(default=16, ge=1, le=1000)
+    prefetch_per_webhook: int = Field(default=32, ge=1, le=1000)
     max_in_flight: int = Field(default=512, ge=1, le=100_000)
     log_batch_size: int = Field(default=500, ge=1, le=10_000)
     log_batch_wait_ms: float = Field(default=5.0, ge=0, le=10_000)
