@@ -12,20 +12,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
+from harness import apply_queue_policy, rabbitmqctl
+
 from router.broker import BrokerAdmin
 from router.events import Event
 from router.publisher import Publisher, new_event
 from router.topology import binding_keys, shared_topology, webhook_topology
-
-
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
 
 
 def events(count: int) -> Iterator[Event]:
@@ -67,6 +64,7 @@ def main() -> None:
     rabbitmqctl("add_vhost", vhost)
     try:
         rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        apply_queue_policy(vhost)
         result = run(
             f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
             args.events,
