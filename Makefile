@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
 WORKERS ?= 1
+CHROMIUM ?= /usr/bin/chromium
 
 .PHONY: run test lint bench clean
 
@@ -19,8 +20,14 @@ run: $(BIN)/webhook-router
 	$(BIN)/webhook-router topology sync
 	$(BIN)/webhook-router serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
-test: $(BIN)/webhook-router
+test: $(BIN)/webhook-router $(CHROMIUM)
 	$(BIN)/pytest -m "not slow"
+
+# The browser tests drive Debian's Chromium (never a downloaded browser).
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "install Chromium at $(CHROMIUM) (browser tests)" >&2; exit 1; }
+	apt-get install -y --no-install-recommends chromium \
+	  || { apt-get update && apt-get install -y --no-install-recommends chromium; }
 
 lint: $(BIN)/webhook-router
 	$(BIN)/ruff check router consumers config tests bench
