@@ -81,8 +81,14 @@ class Subscriptions:
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("worker task failed", exc_info=task.exception())
+        if task.cancelled():
+            return
+        error = task.exception()
+        if isinstance(error, BrokerUnavailable):
+            # Its connection dropped: the broker redelivers the message.
+            log.info("message left to the broker's redelivery: %s", error)
+        elif error is not None:
+            log.error("worker task failed", exc_info=error)
 
     # --- keeping the consumed set equal to the database ---------------------------------
 

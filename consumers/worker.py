@@ -66,6 +66,9 @@ class Worker:
         )
         self._db = ThreadPoolExecutor(max_workers=2, thread_name_prefix="worker-db")
         self._subs: Subscriptions | None = None
+        # Deliveries that were in flight when their connection dropped: they run on, so the
+        # request they already sent gets its attempt row, while the worker reconnects.
+        self._detached: set[asyncio.Task[None]] = set()
         self.ready = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -108,6 +111,10 @@ class Worker:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), delay)
         finally:
+            if self._detached:
+                await asyncio.wait(set(self._detached), timeout=self._grace_s)
+                for task in self._detached:
+                    task.cancel()
             await writer.stop()
             await deliverer.aclose()
             self._db.shutdown(wait=False)
@@ -188,11 +195,22 @@ class Worker:
             stopping.cancel()
 
     async def _wind_down(self, subs: Subscriptions, graceful: bool) -> None:
-        """Stop consuming; on a graceful stop let in-flight messages finish first."""
+        """Stop consuming; let in-flight messages finish (stopping) or run on (connection lost).
+
+        A message whose connection dropped will be redelivered whatever happens, but the
+        request it may already have sent deserves its attempt row: its task runs on
+        detached (its ack or republish fails harmlessly on the dead channel) and the
+        redelivery is a duplicate under the same ``webhook-id``, as receivers expect.
+        """
         if graceful and subs.consume.is_open:
             await subs.stop_all()
             if subs.tasks:
                 await asyncio.wait(set(subs.tasks), timeout=self._grace_s)
+        if not graceful:
+            for task in subs.tasks:
+                self._detached.add(task)
+                task.add_done_callback(self._detached.discard)
+            subs.tasks.clear()
         for task in list(subs.tasks):
             task.cancel()
         if subs.tasks:
