@@ -61,7 +61,9 @@ def test_misbehaving_receivers_are_bounded_logged_retried_and_isolated(
         # Then the healthy webhook gets every event while the hostile ones are still
         # being tried (the slow ones hold only their own prefetch)
         wait_until(lambda: set(receiver.delivered_ids()) == set(ids), 15, "healthy deliveries")
-        healthy_rows = attempts(engine, healthy.id)
+        healthy_rows = wait_until(
+            lambda: len(rows := attempts(engine, healthy.id)) == EVENTS and rows, 15, "rows"
+        )
         assert {r.outcome for r in healthy_rows} == {"delivered"}, [
             (r.error, r.duration_ms) for r in healthy_rows if r.outcome != "delivered"
         ]
