@@ -7,7 +7,7 @@ PORT ?= 8080
 WORKERS ?= 1
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test lint bench clean
+.PHONY: run test test-slow lint bench clean
 
 $(BIN)/webhook-router: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ run: $(BIN)/webhook-router
 
 test: $(BIN)/webhook-router $(CHROMIUM)
 	$(BIN)/pytest -m "not slow"
+
+# The soak (10 minutes) and the long fault runs.
+test-slow: $(BIN)/webhook-router
+	$(BIN)/pytest -m slow -s
 
 # The browser tests drive Debian's Chromium (never a downloaded browser).
 $(CHROMIUM):
