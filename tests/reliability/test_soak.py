@@ -105,6 +105,7 @@ def test_soak_keeps_memory_and_descriptors_flat_and_drains(
         stderr=log,
     )
     samples: dict[int, list[tuple[float, float, int]]] = defaultdict(list)
+    names: dict[int, str] = {}
     stop_sampling = threading.Event()
 
     def sampler() -> None:
@@ -113,6 +114,7 @@ def test_soak_keeps_memory_and_descriptors_flat_and_drains(
             for pid in tree(serve.pid):
                 found = sample(pid)
                 if found is not None:
+                    names.setdefault(pid, _name(pid))
                     samples[pid].append((time.monotonic() - started, *found))
 
     ids: list[str] = []
@@ -158,7 +160,7 @@ def test_soak_keeps_memory_and_descriptors_flat_and_drains(
         rss_late = statistics.median(r[1] for r in late)
         fds_early, fds_late = max(r[2] for r in early), max(r[2] for r in late)
         print(
-            f"  {_name(pid)} (pid {pid}): RSS {rows[0][1]:.1f} MiB at {rows[0][0]:.0f} s, median "
+            f"  {names[pid]} (pid {pid}): RSS {rows[0][1]:.1f} MiB at {rows[0][0]:.0f} s, median "
             f"{rss_early:.1f} (2nd fifth) -> {rss_late:.1f} (last fifth), max "
             f"{max(r[1] for r in rows):.1f}; fds {rows[0][2]} -> {fds_early} -> {fds_late}"
         )
