@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 from fastapi import APIRouter, Query, Request
 from pydantic import AfterValidator
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from config.app import get_sessions
 from config.auth import CurrentPrincipal
@@ -15,18 +15,21 @@ from config.errors import ApiError, error_responses
 from config.schemas import (
     Cursor,
     Limit,
+    LogCounts,
     LogDetail,
     LogEntry,
     LogList,
     RequestSent,
     ResponseReceived,
+    Trigger,
     encode_cursor,
 )
-from config.webhooks import load_webhook
+from config.scope import load_webhook
 from router.events import EVENT_TYPES
 from router.models import DeliveryAttempt, as_utc, as_utc_or_none
+from router.topology import TRIGGERS
 
-router = APIRouter(prefix="/v1", tags=["logs"], responses=error_responses(401, 404, 422))
+router = APIRouter(prefix="/v1", tags=["logs"], responses=error_responses(401, 503))
 
 
 def _check_event_type(value: str | None) -> str | None:
@@ -58,7 +61,7 @@ Until = Annotated[
 ]
 
 
-@router.get("/webhooks/{webhook_id}/logs")
+@router.get("/webhooks/{webhook_id}/logs", responses=error_responses(404, 422))
 def list_logs(
     webhook_id: str,
     request: Request,
@@ -70,35 +73,46 @@ def list_logs(
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> LogList:
-    """A webhook's delivery attempts, newest first, optionally filtered."""
-    query = select(DeliveryAttempt).where(
+    """A webhook's delivery attempts, newest first, optionally filtered.
+
+    `counts` holds how many attempts match the other filters, by status (whatever
+    `status` and `cursor` say), so a client can show "All (n) / Errors (m)".
+    """
+    scope = [
         DeliveryAttempt.webhook_id == webhook_id,
         DeliveryAttempt.account_id == principal.account_id,
-    )
-    if status is not None:
-        query = query.where(DeliveryAttempt.status == status)
+    ]
     if event_type is not None:
-        query = query.where(DeliveryAttempt.event_type == event_type)
+        scope.append(DeliveryAttempt.event_type == event_type)
     if since is not None:
-        query = query.where(DeliveryAttempt.created_at >= since)
+        scope.append(DeliveryAttempt.created_at >= since)
     if until is not None:
-        query = query.where(DeliveryAttempt.created_at < until)
+        scope.append(DeliveryAttempt.created_at < until)
+    page = select(DeliveryAttempt).where(*scope)
+    if status is not None:
+        page = page.where(DeliveryAttempt.status == status)
     if cursor is not None:
-        query = query.where(DeliveryAttempt.id < cursor)
+        page = page.where(DeliveryAttempt.id < cursor)
+    by_status = (
+        select(DeliveryAttempt.status, func.count()).where(*scope).group_by(DeliveryAttempt.status)
+    )
     with get_sessions(request)() as session:
         load_webhook(session, principal, webhook_id)
-        rows = list(session.scalars(query.order_by(DeliveryAttempt.id.desc()).limit(limit + 1)))
+        rows = list(session.scalars(page.order_by(DeliveryAttempt.id.desc()).limit(limit + 1)))
+        counted = {str(name): int(count) for name, count in session.execute(by_status)}
     more = len(rows) > limit
     rows = rows[:limit]
+    succeeded = counted.pop("succeeded", 0)
     return LogList(
         items=[to_log_entry(row) for row in rows],
         next_cursor=encode_cursor(rows[-1].id) if more else None,
+        counts=LogCounts(succeeded=succeeded, failed=sum(counted.values())),
     )
 
 
-@router.get("/logs/{log_id}")
+@router.get("/logs/{log_id}", responses=error_responses(404, 422))
 def get_log(log_id: str, request: Request, principal: CurrentPrincipal) -> LogDetail:
-    """One attempt: the request sent (auth redacted) and the response received."""
+    """One attempt: the request sent (credentials redacted) and the response received."""
     query = select(DeliveryAttempt).where(
         DeliveryAttempt.id == log_id, DeliveryAttempt.account_id == principal.account_id
     )
@@ -106,6 +120,11 @@ def get_log(log_id: str, request: Request, principal: CurrentPrincipal) -> LogDe
         row = session.scalar(query)
     if row is None:
         raise ApiError(404, f"log entry {log_id!r} not found")
+    return to_log_detail(row)
+
+
+def to_log_detail(row: DeliveryAttempt) -> LogDetail:
+    """The API view of an attempt row with its request and response."""
     return LogDetail(
         **to_log_entry(row).model_dump(),
         request=RequestSent(
@@ -123,7 +142,8 @@ def to_log_entry(row: DeliveryAttempt) -> LogEntry:
         event_id=row.event_id,
         event_type=row.event_type,
         attempt=row.attempt,
-        trigger=row.trigger,
+        # Rows written before triggers were checked may hold anything.
+        trigger=cast(Trigger, row.trigger if row.trigger in TRIGGERS else "event"),
         status="succeeded" if row.status == "succeeded" else "failed",
         outcome=row.outcome,
         response_status=row.response_status,

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from config.app import get_admin, get_sessions, get_settings
 from config.auth import AdminPrincipal
 from config.errors import ApiError, error_responses
-from config.webhooks import load_webhook
+from config.scope import load_webhook
 from router.errors import InvalidEvent
 from router.events import Event, parse_event
 from router.models import DeliveryAttempt, Webhook

@@ -281,6 +281,10 @@ class WebhookOut(BaseModel):
     max_attempts: int | None
     circuit: CircuitState = Field(description="open: deliveries paused after repeated failures")
     circuit_retry_at: datetime | None = Field(description="When the next probe may run")
+    previous_secret_expires_at: datetime | None = Field(
+        description="Until when deliveries are also signed with the secret the last rotation"
+        " replaced; null when no previous secret is valid"
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -300,6 +304,12 @@ class WebhookDetail(WebhookOut):
 
 class WebhookCreated(WebhookOut):
     """The creation response: the only time the signing secret is shown."""
+
+    secret: str
+
+
+class WebhookRotated(WebhookOut):
+    """The rotation response: the new signing secret, shown this once."""
 
     secret: str
 
@@ -326,6 +336,9 @@ class EventTypeList(BaseModel):
     categories: list[str]
 
 
+Trigger = Literal["event", "manual", "test"]
+
+
 class LogEntry(BaseModel):
     """One delivery attempt."""
 
@@ -334,9 +347,14 @@ class LogEntry(BaseModel):
     event_id: str
     event_type: str
     attempt: int
-    trigger: str
+    trigger: Trigger = Field(
+        description="event: published upstream; manual: a replay; test: a test send"
+    )
     status: Literal["succeeded", "failed"]
-    outcome: str
+    outcome: str = Field(
+        description="delivered, retrying, dead_lettered, paused (a failed circuit probe) or"
+        " failed (a failed test send, never retried)"
+    )
     response_status: int | None
     error: str | None
     duration_ms: int
@@ -366,11 +384,19 @@ class LogDetail(LogEntry):
     response: ResponseReceived
 
 
+class LogCounts(BaseModel):
+    """Attempts matching every filter but ``status`` and the cursor, by status."""
+
+    succeeded: int
+    failed: int
+
+
 class LogList(BaseModel):
-    """A page of attempts, newest first."""
+    """A page of attempts, newest first, and how many match in all by status."""
 
     items: list[LogEntry]
     next_cursor: str | None
+    counts: LogCounts
 
 
 class FieldError(BaseModel):

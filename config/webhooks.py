@@ -8,15 +8,15 @@ once the row is committed (they read it from the database).
 from __future__ import annotations
 
 import logging
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Body, Request, Response
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from config.app import get_admin, get_sessions, get_settings
-from config.auth import AdminPrincipal, CurrentPrincipal, Principal
+from config.auth import AdminPrincipal, CurrentPrincipal
 from config.errors import ApiError, error_responses
+from config.rotation import SecretRotationRequest, previous_secret_expiry, rotate_secret
 from config.schemas import (
     AuthBasicOut,
     AuthBearerOut,
@@ -28,14 +28,18 @@ from config.schemas import (
     EventTypeList,
     EventTypeOut,
     Limit,
+    LogDetail,
     WebhookCreate,
     WebhookCreated,
     WebhookDetail,
     WebhookList,
     WebhookOut,
+    WebhookRotated,
     WebhookUpdate,
     encode_cursor,
 )
+from config.scope import load_webhook
+from config.sends import SendTestRequest, send_test_event
 from config.targets import check_target
 from consumers.signing import generate_secret
 from router.broker import BrokerAdmin
@@ -47,8 +51,8 @@ from router.topology import Topology, binding_keys, webhook_queue, webhook_topol
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/v1", responses=error_responses(401, 422))
-_WRITE_ERRORS = error_responses(403, 404, 503)
+# Every call checks its API key in the database, so any of them may answer 503.
+router = APIRouter(prefix="/v1", responses=error_responses(401, 503))
 
 
 @router.get("/event-types", tags=["event types"])
@@ -60,7 +64,7 @@ def list_event_types(principal: CurrentPrincipal) -> EventTypeList:
     )
 
 
-@router.get("/webhooks", tags=["webhooks"])
+@router.get("/webhooks", tags=["webhooks"], responses=error_responses(422))
 def list_webhooks(
     request: Request, principal: CurrentPrincipal, cursor: Cursor = None, limit: Limit = 50
 ) -> WebhookList:
@@ -78,7 +82,7 @@ def list_webhooks(
     )
 
 
-@router.post("/webhooks", status_code=201, tags=["webhooks"], responses=_WRITE_ERRORS)
+@router.post("/webhooks", status_code=201, tags=["webhooks"], responses=error_responses(403, 422))
 def create_webhook(
     body: WebhookCreate, request: Request, principal: AdminPrincipal
 ) -> WebhookCreated:
@@ -109,7 +113,7 @@ def create_webhook(
     return WebhookCreated(**to_webhook_out(webhook).model_dump(), secret=webhook.secret)
 
 
-@router.get("/webhooks/{webhook_id}", tags=["webhooks"], responses=error_responses(404))
+@router.get("/webhooks/{webhook_id}", tags=["webhooks"], responses=error_responses(404, 422))
 def get_webhook(webhook_id: str, request: Request, principal: CurrentPrincipal) -> WebhookDetail:
     """One webhook of the account, with the messages waiting in its queues."""
     with get_sessions(request)() as session:
@@ -119,7 +123,7 @@ def get_webhook(webhook_id: str, request: Request, principal: CurrentPrincipal) 
     )
 
 
-@router.patch("/webhooks/{webhook_id}", tags=["webhooks"], responses=_WRITE_ERRORS)
+@router.patch("/webhooks/{webhook_id}", tags=["webhooks"], responses=error_responses(403, 404, 422))
 def update_webhook(
     webhook_id: str, body: WebhookUpdate, request: Request, principal: AdminPrincipal
 ) -> WebhookOut:
@@ -143,7 +147,10 @@ def update_webhook(
 
 
 @router.delete(
-    "/webhooks/{webhook_id}", status_code=204, tags=["webhooks"], responses=_WRITE_ERRORS
+    "/webhooks/{webhook_id}",
+    status_code=204,
+    tags=["webhooks"],
+    responses=error_responses(403, 404, 422),
 )
 def delete_webhook(webhook_id: str, request: Request, principal: AdminPrincipal) -> Response:
     """Delete a webhook, its queues and whatever was still waiting in them."""
@@ -157,19 +164,58 @@ def delete_webhook(webhook_id: str, request: Request, principal: AdminPrincipal)
     return Response(status_code=204)
 
 
-def load_webhook(
-    session: Session, principal: Principal, webhook_id: str, for_update: bool = False
-) -> Webhook:
-    """The principal's webhook with this id; 404 when missing or another account's."""
-    query = select(Webhook).where(
-        Webhook.id == webhook_id, Webhook.account_id == principal.account_id
-    )
-    if for_update:
-        query = query.with_for_update()
-    webhook = session.scalar(query)
-    if webhook is None:
-        raise ApiError(404, f"webhook {webhook_id!r} not found")
-    return webhook
+@router.post(
+    "/webhooks/{webhook_id}/test",
+    status_code=201,
+    tags=["webhooks"],
+    responses=error_responses(403, 404, 422),
+)
+def send_test(
+    webhook_id: str,
+    request: Request,
+    response: Response,
+    principal: AdminPrincipal,
+    body: Annotated[SendTestRequest | None, Body()] = None,
+) -> LogDetail:
+    """Send a sample event to the webhook now and return the attempt (201, also on failure).
+
+    The event is marked as a test (id `evt_test_...`, `data.test: true`) and sent, signed
+    and logged exactly as a worker would (`trigger: test`), enabled or not. The attempt's
+    `status` says whether the endpoint accepted it; a failed test is never retried.
+    """
+    event_type = None if body is None else body.event_type
+    detail = send_test_event(request, principal, webhook_id, event_type)
+    response.headers["Location"] = f"/v1/logs/{detail.id}"
+    return detail
+
+
+@router.post(
+    "/webhooks/{webhook_id}/rotate-secret",
+    tags=["webhooks"],
+    responses=error_responses(403, 404, 422),
+)
+def rotate_webhook_secret(
+    webhook_id: str,
+    request: Request,
+    principal: AdminPrincipal,
+    body: Annotated[SecretRotationRequest | None, Body()] = None,
+) -> WebhookRotated:
+    """Replace the signing secret; the new one is shown in this response only.
+
+    Deliveries are signed with both secrets until `previous_secret_expires_at` (after
+    `overlap_s` seconds, default `ROUTER_SECRET_ROTATION_OVERLAP_S`), then with the new
+    one alone. Rotating again within the overlap keeps only the secret just replaced.
+    """
+    settings = get_settings(request)
+    overlap_s = settings.secret_rotation_overlap_s
+    if body is not None and body.overlap_s is not None:
+        overlap_s = body.overlap_s
+    with get_sessions(request)() as session:
+        webhook = load_webhook(session, principal, webhook_id, for_update=True)
+        rotate_secret(webhook, overlap_s, utcnow())
+        session.commit()
+    _notify(get_admin(request), webhook.id)
+    return WebhookRotated(**to_webhook_out(webhook).model_dump(), secret=webhook.secret)
 
 
 def live_keys(webhook: Webhook) -> set[str]:
@@ -194,6 +240,7 @@ def to_webhook_out(webhook: Webhook) -> WebhookOut:
         max_attempts=webhook.max_attempts,
         circuit=cast(CircuitState, webhook.circuit_state),
         circuit_retry_at=as_utc_or_none(webhook.circuit_retry_at),
+        previous_secret_expires_at=previous_secret_expiry(webhook, utcnow()),
         created_at=as_utc(webhook.created_at),
         updated_at=as_utc(webhook.updated_at),
     )

@@ -51,6 +51,22 @@ class Endpoint:
     circuit_state: str = "closed"
     circuit_retry_at: datetime | None = None
     circuit_cooldown_s: float = 0.0
+    # A rotated-out secret, signed with as well until it expires.
+    previous_secret: str | None = None
+    previous_secret_expires_at: datetime | None = None
+
+    def signing_secrets(self, now_s: float) -> tuple[str, ...]:
+        """The secrets to sign with at ``now_s``: the previous one only before its expiry.
+
+        Decided per request, not when the webhook was loaded: a worker that hears of no
+        change still stops signing with the old secret on time.
+        """
+        expires_at = self.previous_secret_expires_at
+        if self.previous_secret is None or expires_at is None:
+            return self.secrets
+        if now_s >= expires_at.timestamp():
+            return self.secrets
+        return (*self.secrets, self.previous_secret)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +110,9 @@ def build_request(endpoint: Endpoint, event: Event, now_s: int) -> DeliveryReque
         "user-agent": USER_AGENT,
         "webhook-id": event.id,
         "webhook-timestamp": str(now_s),
-        "webhook-signature": signature_header(endpoint.secrets, event.id, now_s, body),
+        "webhook-signature": signature_header(
+            endpoint.signing_secrets(now_s), event.id, now_s, body
+        ),
     }
     credentials = auth_headers(endpoint.auth_mode, endpoint.auth_credentials)
     redacted = {**headers, **dict.fromkeys(credentials, REDACTED)}

@@ -26,6 +26,8 @@ def to_endpoint(webhook: Webhook) -> Endpoint:
         circuit_state=webhook.circuit_state,
         circuit_retry_at=as_utc_or_none(webhook.circuit_retry_at),
         circuit_cooldown_s=webhook.circuit_cooldown_s,
+        previous_secret=webhook.previous_secret,
+        previous_secret_expires_at=as_utc_or_none(webhook.previous_secret_expires_at),
     )
 
 

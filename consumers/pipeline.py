@@ -32,6 +32,7 @@ from router.topology import (
     DEAD_EXCHANGE,
     INVALID_QUEUE,
     TRIGGER_HEADER,
+    TRIGGERS,
     dead_letter_queue,
     delay_queue,
     webhook_queue,
@@ -288,7 +289,7 @@ def attempt_row(
         "event_id": event.id,
         "event_type": event.type,
         "attempt": attempt,
-        "trigger": str(headers.get(TRIGGER_HEADER, "event")),
+        "trigger": trigger_of(headers),
         "status": "succeeded" if decision.outcome is Outcome.DELIVERED else "failed",
         "outcome": decision.outcome.value,
         "response_status": result.status_code,
@@ -301,6 +302,15 @@ def attempt_row(
         "next_retry_at": next_retry_at,
         "created_at": now,
     }
+
+
+def trigger_of(headers: dict[str, Any]) -> str:
+    """The message's trigger; "event" unless the router itself set a known one.
+
+    Upstream could set the header to anything, and the log column holds 16 characters.
+    """
+    trigger = headers.get(TRIGGER_HEADER)
+    return trigger if isinstance(trigger, str) and trigger in TRIGGERS else "event"
 
 
 def _copy_properties(props: BasicProperties, headers: dict[str, Any]) -> BasicProperties:

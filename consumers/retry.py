@@ -17,6 +17,7 @@ class Outcome(StrEnum):
     RETRYING = "retrying"
     DEAD_LETTERED = "dead_lettered"
     PAUSED = "paused"  # a circuit probe failed: the message went back to its queue
+    FAILED = "failed"  # a test send failed: it is never retried
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,6 +62,12 @@ class Webhook(Base):
     auth_mode: Mapped[str] = mapped_column(String(16), default="none")
     auth_credentials: Mapped[dict[str, Any]] = mapped_column(default=dict)
     secret: Mapped[str] = mapped_column(String(100))
+    # The secret a rotation replaced: still signed with until it expires, so receivers
+    # can switch to the new one without dropping a delivery.
+    previous_secret: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
     events: Mapped[list[str]] = mapped_column()
     sites: Mapped[list[str]] = mapped_column(default=list)
     include_order: Mapped[bool] = mapped_column(default=False)

@@ -12,6 +12,8 @@ from router.errors import ConfigurationError
 from router.events import DEFAULT_MAX_EVENT_BYTES
 
 MAX_DELAY_S = 4_000_000
+# The longest a rotated-out signing secret may stay valid: receivers get a month to switch.
+MAX_SECRET_ROTATION_OVERLAP_S = 30 * 24 * 3600
 DEFAULT_RETRY_SCHEDULE_S = (5.0, 30.0, 120.0, 600.0, 1800.0, 7200.0, 21600.0, 43200.0, 86400.0)
 
 
@@ -38,6 +40,7 @@ class Settings(BaseSettings):
     circuit_failure_threshold: int = Field(default=10, ge=1)
     circuit_cooldown_s: float = Field(default=30.0, gt=0)
     circuit_max_cooldown_s: float = Field(default=600.0, gt=0)
+    secret_rotation_overlap_s: int = Field(default=86400, ge=0, le=MAX_SECRET_ROTATION_OVERLAP_S)
 
     prefetch_per_webhook: int = Field(default=32, ge=1, le=1000)
     max_in_flight: int = Field(default=512, ge=1, le=100_000)

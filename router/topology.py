@@ -36,7 +36,9 @@ UNROUTED_MAX_LENGTH = 100_000
 
 # Headers the router sets on messages it republishes (never x-death: RabbitMQ owns it).
 ATTEMPT_HEADER = "x-router-attempt"  # the attempt number the next delivery will be
-TRIGGER_HEADER = "x-router-trigger"  # "event", or "manual" for replays
+TRIGGER_HEADER = "x-router-trigger"  # one of TRIGGERS
+# Why an attempt was made: an upstream event, a replay, or a test send from the API.
+TRIGGERS = ("event", "manual", "test")
 
 
 @dataclass(frozen=True)

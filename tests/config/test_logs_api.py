@@ -241,3 +241,91 @@ def test_logs_need_a_key(offline_api: TestClient, write: Any) -> None:
     # Then it is a 401
     assert response.status_code == 401
     assert response.json()["error"]["message"].startswith("missing API key")
+
+
+def test_counts_ignore_status_and_cursor_but_follow_other_filters(
+    offline_api: TestClient, acme: Keys, write: Any
+) -> None:
+    # Given two successes and three failures of two types, and another webhook's attempt
+    write(
+        attempt(0),
+        attempt(1, status="failed", outcome="retrying"),
+        attempt(2, event_type="route.started"),
+        attempt(3, status="failed", outcome="dead_lettered"),
+        attempt(4, status="failed", outcome="failed", trigger="test"),
+        attempt(9, GLOBEX_HOOK),
+    )
+    # When the errors are read one at a time, then the next page
+    first = logs(offline_api, acme, status="failed", limit=1)
+    second = logs(offline_api, acme, status="failed", limit=1, cursor=first["next_cursor"])
+    # Then every page counts all the webhook's attempts by status
+    assert first["counts"] == second["counts"] == {"succeeded": 2, "failed": 3}
+    assert [item["id"] for item in first["items"] + second["items"]] == [
+        attempt_id(4),
+        attempt_id(3),
+    ]
+    # And the other filters narrow the counts too
+    assert logs(offline_api, acme, event_type="route.started")["counts"] == {
+        "succeeded": 1,
+        "failed": 0,
+    }
+    assert logs(offline_api, acme, since="2026-11-27T18:02:00Z")["counts"] == {
+        "succeeded": 1,
+        "failed": 2,
+    }
+
+
+def test_counts_of_a_webhook_without_attempts(
+    offline_api: TestClient, acme: Keys, write: Any
+) -> None:
+    # Given a webhook nothing was sent to
+    # When its logs are read
+    body = logs(offline_api, acme)
+    # Then the page is empty and both counts are zero
+    assert body == {"items": [], "next_cursor": None, "counts": {"succeeded": 0, "failed": 0}}
+
+
+def test_detail_of_a_test_send_has_everything_to_debug_it(
+    offline_api: TestClient, acme: Keys, write: Any
+) -> None:
+    # Given a failed retrying attempt with custom-header auth, as the worker stores it
+    retry_at = T0 + timedelta(minutes=1, seconds=30)
+    headers = {
+        "content-type": "application/json",
+        "webhook-id": "evt_1",
+        "webhook-signature": "v1,abc=",
+        "x-api-key": "[redacted]",
+    }
+    write(
+        attempt(
+            1,
+            status="failed",
+            outcome="retrying",
+            attempt=2,
+            response_status=502,
+            response_body="bad gateway",
+            error="HTTP 502",
+            duration_ms=321,
+            request_headers=headers,
+            next_retry_at=retry_at,
+        )
+    )
+    # When it is read
+    body = offline_api.get(f"/v1/logs/{attempt_id(1)}", headers=acme.viewer).json()
+    # Then it shows the redacted headers, body, response, error, duration, attempt, next retry
+    assert body["request"]["headers"] == headers
+    assert body["request"]["body"] == '{"type": "delivery.done"}'
+    assert body["response"] == {"status": 502, "body": "bad gateway"}
+    assert (body["error"], body["duration_ms"], body["attempt"]) == ("HTTP 502", 321, 2)
+    assert body["next_retry_at"] == "2026-11-27T18:01:30Z"
+
+
+def test_an_unknown_stored_trigger_reads_as_event(
+    offline_api: TestClient, acme: Keys, write: Any
+) -> None:
+    # Given an attempt row whose trigger is not one the router sets
+    write(attempt(1, trigger="bogus"))
+    # When it is listed
+    [item] = logs(offline_api, acme)["items"]
+    # Then it reads as an upstream event rather than failing the page
+    assert item["trigger"] == "event"

@@ -9,6 +9,7 @@ import gzip
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from types import TracebackType
 
@@ -26,7 +27,7 @@ from consumers.delivery import (
     make_deliverer,
     parse_retry_after,
 )
-from consumers.signing import generate_secret
+from consumers.signing import generate_secret, sign
 from router import __version__
 from router.events import Event
 from tests.receiver import Receiver
@@ -138,6 +139,43 @@ def test_request_during_rotation_verifies_with_either_secret(which: int) -> None
     # When a receiver holding one of the two verifies it
     # Then it is accepted
     Webhook((old, new)[which]).verify(request.body, request.headers)
+
+
+def rotating(old: str, new: str, expires_at_s: int) -> Endpoint:
+    """An endpoint whose secret ``old`` was rotated to ``new``, ``old`` valid until then."""
+    return replace(
+        endpoint(secrets=(new,)),
+        previous_secret=old,
+        previous_secret_expires_at=datetime.fromtimestamp(expires_at_s, tz=UTC),
+    )
+
+
+def test_previous_secret_signs_until_it_expires() -> None:
+    # Given an endpoint whose old secret expires at 1_800_000_100
+    old, new = generate_secret(), generate_secret()
+    rotated = rotating(old, new, 1_800_000_100)
+    # When the secrets to sign with are asked for before, at and after the expiry
+    # Then the old one is there only before it
+    assert rotated.signing_secrets(1_800_000_099) == (new, old)
+    assert rotated.signing_secrets(1_800_000_100) == (new,)
+    assert rotated.signing_secrets(1_800_000_101) == (new,)
+    # And an endpoint never rotated signs with its secret alone
+    assert endpoint().signing_secrets(1_800_000_000) == (SECRET,)
+
+
+def test_request_drops_the_previous_secret_once_expired() -> None:
+    # Given an endpoint whose old secret expires in a minute
+    old, new = generate_secret(), generate_secret()
+    now_s = int(time.time())
+    rotated = rotating(old, new, now_s + 60)
+    # When requests are built now and after the expiry
+    during = build_request(rotated, EVENT, now_s)
+    after = build_request(rotated, EVENT, now_s + 60)
+    # Then the first verifies with both secrets, the second with the new one alone
+    Webhook(old).verify(during.body, during.headers)
+    Webhook(new).verify(during.body, during.headers)
+    assert len(after.headers["webhook-signature"].split(" ")) == 1
+    assert after.headers["webhook-signature"] == sign(new, EVENT.id, now_s + 60, after.body)
 
 
 def test_webhook_id_is_the_same_on_every_retry() -> None:

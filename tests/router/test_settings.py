@@ -30,6 +30,7 @@ def test_defaults() -> None:
     assert settings.database_url.get_secret_value().startswith("sqlite:")
     assert settings.allow_private_targets is False
     assert settings.exchange == "events"
+    assert settings.secret_rotation_overlap_s == 86400
 
 
 def test_retry_schedule_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -73,6 +74,8 @@ def test_retry_schedule_accepts_fractions_and_spaces(
         ("ROUTER_DELIVERY_TIMEOUT_S", "0"),
         ("ROUTER_EXCHANGE", "no spaces allowed"),
         ("ROUTER_LOG_LEVEL", "LOUD"),
+        ("ROUTER_SECRET_ROTATION_OVERLAP_S", "-1"),
+        ("ROUTER_SECRET_ROTATION_OVERLAP_S", str(30 * 24 * 3600 + 1)),
     ],
 )
 def test_a_bad_value_raises_configuration_error_naming_the_variable(
