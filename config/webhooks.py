@@ -40,7 +40,7 @@ from config.schemas import (
 )
 from config.scope import load_webhook
 from config.sends import SendTestRequest, send_test_event
-from config.targets import check_target
+from router.targets import check_target
 from consumers.signing import generate_secret
 from router.broker import BrokerAdmin
 from router.errors import BrokerUnavailable

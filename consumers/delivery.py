@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
+import ipaddress
 import re
+import socket
 import sys
 import time
 from collections.abc import Coroutine, Mapping
@@ -18,15 +21,18 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
+import aiohttp.abc
 import httpx
 import orjson
 
 from consumers.signing import signature_header
 from router import __version__
-from router.errors import DeliveryError, EndpointTimeout, EndpointUnavailable
+from router.errors import DeliveryError, EndpointTimeout, EndpointUnavailable, TargetForbidden
 from router.events import Event, receiver_payload
+from router.targets import check_target, forbidden_reason, refusal
 
 USER_AGENT = f"webhook-router/{__version__}"
 REDACTED = "[redacted]"
@@ -148,21 +154,70 @@ async def _deliver(exchange: Coroutine[Any, Any, _Answer]) -> DeliveryResult:
     )
 
 
+class _NotPublic(OSError):
+    """A host resolved only to addresses webhooks may not target."""
+
+
+class _PublicAddressResolver(aiohttp.abc.AbstractResolver):
+    """aiohttp's resolver keeping only public addresses: the SSRF check at connect time.
+
+    URLs are checked when saved, but DNS can change afterwards (rebinding): this checks
+    the very addresses the connection is about to use.
+    """
+
+    def __init__(self) -> None:
+        self._inner = aiohttp.ThreadedResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[aiohttp.abc.ResolveResult]:
+        found = await self._inner.resolve(host, port, family)
+        public = [r for r in found if forbidden_reason(ipaddress.ip_address(r["host"])) is None]
+        if found and not public:
+            address = ipaddress.ip_address(found[0]["host"])
+            raise _NotPublic(refusal(host, address, forbidden_reason(address) or "a forbidden"))
+        return public
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+@functools.lru_cache(maxsize=4096)
+def _forbidden_literal(url: str) -> str | None:
+    """Why ``url`` may not be called when its host is an IP address (no DNS to check)."""
+    host = urlsplit(url).hostname or ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    reason = forbidden_reason(address)
+    return None if reason is None else refusal(host, address, reason)
+
+
 class AiohttpDeliverer:
     """Sends delivery requests over one aiohttp session: the worker's hot path.
 
     Create it inside the running event loop (the session binds to it) and ``aclose`` it
-    there. ``per_host_limit`` caps the connections to one host, port and scheme.
+    there. ``per_host_limit`` caps the connections to one host, port and scheme. Unless
+    ``allow_private``, only public addresses are connected to.
     """
 
     def __init__(
-        self, timeout_s: float, excerpt_bytes: int, max_connections: int, per_host_limit: int
+        self,
+        timeout_s: float,
+        excerpt_bytes: int,
+        max_connections: int,
+        per_host_limit: int,
+        *,
+        allow_private: bool,
     ) -> None:
         self._timeout_s = timeout_s
         self._excerpt_bytes = excerpt_bytes
+        self._allow_private = allow_private
         connector = aiohttp.TCPConnector(
             limit=max_connections,
             limit_per_host=per_host_limit,
+            resolver=None if allow_private else _PublicAddressResolver(),
             ttl_dns_cache=60,
             # Only CPython versions that leak aborted TLS transports need the sweep;
             # aiohttp warns (an error under our test settings) when it is asked for elsewhere.
@@ -191,6 +246,8 @@ class AiohttpDeliverer:
         await self._session.close()
 
     async def _post(self, request: DeliveryRequest) -> _Answer:
+        if not self._allow_private and (reason := _forbidden_literal(request.url)):
+            raise TargetForbidden(reason)  # aiohttp never resolves IP literals
         try:
             # ClientTimeout rounds long timeouts up to whole seconds; this bounds the
             # exchange exactly, and the same way as the httpx path.
@@ -209,6 +266,10 @@ class AiohttpDeliverer:
             raise EndpointTimeout(f"timed out after {self._timeout_s:g} s") from exc
         except aiohttp.InvalidURL as exc:
             raise EndpointUnavailable(f"invalid URL: {exc}") from exc
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, _NotPublic):
+                raise TargetForbidden(str(exc.os_error)) from exc
+            raise EndpointUnavailable(f"{type(exc).__name__}: {_one_line(str(exc))}") from exc
         except aiohttp.ClientResponseError as exc:  # not HTTP; redirects are never followed
             raise EndpointUnavailable(f"invalid HTTP answer: {_one_line(exc.message)}") from exc
         except aiohttp.ClientError as exc:
@@ -236,15 +297,23 @@ def _one_line(text: str) -> str:
 
 
 class HttpxDeliverer:
-    """Sends delivery requests over one httpx client that it owns."""
+    """Sends delivery requests over one httpx client that it owns.
 
-    def __init__(self, timeout_s: float, excerpt_bytes: int, max_connections: int) -> None:
+    Unless ``allow_private``, the URL's host is resolved and checked before each request:
+    httpx has no resolver hook, so unlike the aiohttp path this checks the addresses just
+    before connecting rather than the very ones connected to.
+    """
+
+    def __init__(
+        self, timeout_s: float, excerpt_bytes: int, max_connections: int, *, allow_private: bool
+    ) -> None:
         self._client = httpx.AsyncClient(**client_options(timeout_s, max_connections))
         # Like the aiohttp path: no Accept-Encoding of the library's own. Receivers may
         # still compress (RFC 9110 allows any coding then); answers are decoded either way.
         del self._client.headers["accept-encoding"]
         self._timeout_s = timeout_s
         self._excerpt_bytes = excerpt_bytes
+        self._allow_private = allow_private
 
     async def send(self, request: DeliveryRequest) -> DeliveryResult:
         """POST the request; any failure comes back as a result with ``error`` set."""
@@ -255,6 +324,11 @@ class HttpxDeliverer:
         await self._client.aclose()
 
     async def _post(self, request: DeliveryRequest) -> _Answer:
+        if not self._allow_private:
+            try:
+                await asyncio.to_thread(check_target, request.url, False)
+            except ValueError as exc:
+                raise TargetForbidden(str(exc)) from exc
         try:
             # httpx times each phase; this bounds the whole exchange, so an endpoint
             # trickling its answer byte by byte cannot hold a slot forever.
@@ -287,13 +361,21 @@ async def _read_httpx_excerpt(response: httpx.Response, limit: int) -> str:
 
 
 def make_deliverer(
-    kind: str, timeout_s: float, excerpt_bytes: int, max_in_flight: int, per_host_limit: int
+    kind: str,
+    timeout_s: float,
+    excerpt_bytes: int,
+    max_in_flight: int,
+    per_host_limit: int,
+    *,
+    allow_private: bool,
 ) -> Deliverer:
     """The deliverer named by ``kind`` (``aiohttp`` or ``httpx``); call it in the running loop."""
     if kind == "aiohttp":
-        return AiohttpDeliverer(timeout_s, excerpt_bytes, max_in_flight, per_host_limit)
+        return AiohttpDeliverer(
+            timeout_s, excerpt_bytes, max_in_flight, per_host_limit, allow_private=allow_private
+        )
     if kind == "httpx":  # no per-host cap: httpx pools have none
-        return HttpxDeliverer(timeout_s, excerpt_bytes, max_in_flight)
+        return HttpxDeliverer(timeout_s, excerpt_bytes, max_in_flight, allow_private=allow_private)
     raise ValueError(f"unknown HTTP client {kind!r}; expected 'aiohttp' or 'httpx'")
 
 

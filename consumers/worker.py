@@ -87,6 +87,7 @@ class Worker:
             settings.response_excerpt_bytes,
             settings.max_in_flight,
             per_host_limit=settings.prefetch_per_webhook * 4,
+            allow_private=settings.allow_private_targets,
         )
         pipeline = Pipeline(
             settings.exchange,

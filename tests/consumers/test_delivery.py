@@ -377,12 +377,15 @@ def exchange(
     timeout_s: float = 5.0,
     excerpt_bytes: int = 1024,
     host: str = "127.0.0.1",
+    allow_private: bool = True,
 ) -> tuple[list[DeliveryResult], ScriptedServer]:
     """Send ``times`` requests in a row to a scripted server, with one deliverer."""
 
     async def main() -> tuple[list[DeliveryResult], ScriptedServer]:
         async with ScriptedServer(answer) as server:
-            deliverer = make_deliverer(kind, timeout_s, excerpt_bytes, 10, 10)
+            deliverer = make_deliverer(
+                kind, timeout_s, excerpt_bytes, 10, 10, allow_private=allow_private
+            )
             try:
                 url = server.url.replace("127.0.0.1", host)
                 request = build_request(endpoint(url=url), EVENT, int(time.time()))
@@ -397,7 +400,7 @@ def send_once(kind: str, request: DeliveryRequest, timeout_s: float = 5.0) -> De
     """Send one request with a fresh deliverer, closed afterwards."""
 
     async def main() -> DeliveryResult:
-        deliverer = make_deliverer(kind, timeout_s, 1024, 10, 10)
+        deliverer = make_deliverer(kind, timeout_s, 1024, 10, 10, allow_private=True)
         try:
             return await deliverer.send(request)
         finally:
@@ -665,12 +668,51 @@ def test_send_cuts_off_a_body_trickling_past_the_total_timeout(kind: str) -> Non
     assert 250 <= result.duration_ms < 2000
 
 
+@pytest.mark.parametrize(
+    ("host", "reason"),
+    [
+        ("127.0.0.1", "127.0.0.1: a loopback address"),
+        ("localhost", "localhost resolves to "),  # DNS, checked on the address connected to
+    ],
+)
+def test_send_refuses_a_private_target_unless_allowed(kind: str, host: str, reason: str) -> None:
+    # Given a server on loopback, reached by address or by a name resolving to it
+    # When a request is sent by a deliverer that may only reach public addresses
+    [result], server = exchange(
+        kind, canned(response("200 OK", b"{}")), host=host, allow_private=False
+    )
+    # Then nothing connects, and the attempt says why
+    assert server.connections == 0
+    assert result.status_code is None
+    assert result.error is not None
+    assert reason in result.error
+    assert "webhooks may only target public addresses" in result.error
+
+
+def test_send_refuses_the_metadata_address(kind: str) -> None:
+    # Given the cloud metadata address (link-local)
+    # When a request is sent to it by a deliverer limited to public addresses
+    async def main() -> DeliveryResult:
+        deliverer = make_deliverer(kind, 1.0, 1024, 10, 10, allow_private=False)
+        try:
+            return await deliverer.send(request_to("http://169.254.169.254/latest/meta-data"))
+        finally:
+            await deliverer.aclose()
+
+    result = asyncio.run(main())
+    # Then it is refused before any connection attempt (no timeout)
+    assert result.error == (
+        "169.254.169.254: a link-local address; webhooks may only target public addresses"
+    )
+    assert result.duration_ms < 500
+
+
 def test_unknown_http_client_is_refused() -> None:
     # Given a kind of client that does not exist
     # When a deliverer of that kind is asked for
     # Then the factory refuses it
     with pytest.raises(ValueError, match="curl"):
-        make_deliverer("curl", 1.0, 100, 10, 10)
+        make_deliverer("curl", 1.0, 100, 10, 10, allow_private=True)
 
 
 # --- Retry-After ------------------------------------------------------------------------

@@ -1,7 +1,8 @@
-"""Refuse webhook URLs that point inside the network (SSRF) when they are saved.
+"""Which addresses webhooks may target (SSRF): checked when a URL is saved and at delivery.
 
-This check runs when a URL is stored. DNS can change afterwards (rebinding), so the
-delivery path checks the address it actually connects to as well.
+``check_target`` runs when a URL is stored. DNS can change afterwards (rebinding), so the
+delivery path (consumers/delivery.py) checks the addresses it actually connects to with
+``forbidden_reason`` as well.
 """
 
 from __future__ import annotations
@@ -43,6 +44,12 @@ def forbidden_reason(address: IPAddress) -> str | None:
     return next((reason for failed, reason in checks if failed), None)
 
 
+def refusal(host: str, address: IPAddress, reason: str) -> str:
+    """The error message for a refused target."""
+    shown = host if str(address) == host else f"{host} resolves to {address}"
+    return f"{shown}: {reason} address; webhooks may only target public addresses"
+
+
 def check_target(url: str, allow_private: bool, resolve: Resolver = resolve_host) -> None:
     """Raise ValueError when ``url``'s host is, or resolves to, a non-public address."""
     if allow_private:
@@ -57,10 +64,7 @@ def check_target(url: str, allow_private: bool, resolve: Resolver = resolve_host
     for address in addresses:
         reason = forbidden_reason(address)
         if reason is not None:
-            shown = host if str(address) == host else f"{host} resolves to {address}"
-            raise ValueError(
-                f"{shown}: {reason} address; webhooks may only target public addresses"
-            )
+            raise ValueError(refusal(host, address, reason))
 
 
 def _resolve(host: str, resolve: Resolver) -> list[IPAddress]:

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 import pytest
 
-from config.targets import check_target, forbidden_reason
+from router.targets import check_target, forbidden_reason
 
 
 class FakeResolver:
