@@ -40,13 +40,13 @@ from config.schemas import (
 )
 from config.scope import load_webhook
 from config.sends import SendTestRequest, send_test_event
-from router.targets import check_target
 from consumers.signing import generate_secret
 from router.broker import BrokerAdmin
 from router.errors import BrokerUnavailable
 from router.events import CATALOG, CATEGORIES
 from router.models import Webhook, as_utc, as_utc_or_none, new_id, utcnow
 from router.settings import Settings
+from router.targets import check_target
 from router.topology import Topology, binding_keys, webhook_queue, webhook_topology
 
 logger = logging.getLogger(__name__)

@@ -38,6 +38,7 @@ class Receiver:
     def __init__(self) -> None:
         self.requests: list[Received] = []
         self.status = 200
+        self.failure_body = b'{"error": "nope"}'  # what a non-2xx answer carries
         self.delay_s = 0.0
         self.responder: Responder | None = None
         self._delivered: list[str] = []
@@ -63,7 +64,7 @@ class Receiver:
                     if 200 <= status < 300:
                         receiver._delivered.append(received.headers.get("webhook-id", ""))
                     receiver._lock.notify_all()
-                reply = b'{"ok": true}' if 200 <= status < 300 else b'{"error": "nope"}'
+                reply = b'{"ok": true}' if 200 <= status < 300 else receiver.failure_body
                 self.send_response(status)
                 for name, value in extra.items():
                     self.send_header(name, value)
