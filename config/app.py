@@ -21,8 +21,11 @@ DESCRIPTION = (
 def create_app(settings: Settings, engine: Engine, admin: BrokerAdmin) -> FastAPI:
     """The FastAPI app, its collaborators kept on ``app.state``."""
     # Imported here: the route modules read app.state through the accessors below.
-    from config import health, logs, replay, webhooks
+    from fastapi.staticfiles import StaticFiles
+
+    from config import health, logs, replay, ui, webhooks
     from config.errors import EXCEPTION_HANDLERS
+    from config.ui_pages import STATIC_DIR
 
     app = FastAPI(
         title="webhook-router",
@@ -38,6 +41,10 @@ def create_app(settings: Settings, engine: Engine, admin: BrokerAdmin) -> FastAP
     app.include_router(logs.router)
     app.include_router(replay.router)
     app.include_router(health.router)
+    # The admin web pages: HTML, kept out of the OpenAPI schema of the JSON API. The
+    # stylesheet is mounted first: the pages' catch-all 404 would shadow it otherwise.
+    app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="ui-static")
+    app.include_router(ui.router)
     return app
 
 
