@@ -101,7 +101,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
     base = f"http://{args.host}:{args.port}"
     print(
         f"webhook-router serving the API at {base}/v1 (docs {base}/docs), "
-        f"metrics at {base}/metrics, with {args.workers} worker process(es).\n"
+        f"the web pages at {base}/ui/, metrics at {base}/metrics, "
+        f"with {args.workers} worker process(es).\n"
         "Create an admin key: webhook-router keys create --account ACCOUNT --role admin",
         flush=True,
     )

@@ -140,7 +140,8 @@ def test_outcomes_are_written_as_strings() -> None:
     # Given the outcomes
     # When they are written to a log row
     # Then they read as plain words
-    assert [str(o) for o in Outcome] == ["delivered", "retrying", "dead_lettered", "paused"]
+    words = ["delivered", "retrying", "dead_lettered", "paused", "failed"]
+    assert [str(o) for o in Outcome] == words
 
 
 def test_410_gone_is_final_and_asks_to_disable_the_webhook() -> None:

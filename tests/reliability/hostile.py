@@ -28,6 +28,7 @@ class HostileServer:
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
         self.port = 0
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -46,6 +47,7 @@ class HostileServer:
         self._loop.run_forever()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
         with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, TimeoutError):
             while True:  # keep-alive: one request after another on the connection
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -60,6 +62,7 @@ class HostileServer:
                     break
         with contextlib.suppress(OSError):
             writer.close()
+        self._writers.discard(writer)
 
     async def _answer(
         self, path: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -109,11 +112,17 @@ class HostileServer:
         traceback: TracebackType | None,
     ) -> None:
         async def stop() -> None:
+            # Every connection closed and every handler finished before the loop closes:
+            # a transport outliving its loop warns when it is collected.
             assert self._server is not None
             self._server.close()
-            for task in asyncio.all_tasks():
-                if task is not asyncio.current_task():
-                    task.cancel()
+            for writer in list(self._writers):
+                writer.transport.abort()
+            handlers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in handlers:
+                task.cancel()
+            await asyncio.gather(*handlers, return_exceptions=True)
+            await self._server.wait_closed()
 
         asyncio.run_coroutine_threadsafe(stop(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
