@@ -29,6 +29,7 @@ import sqlalchemy
 from procstats import all_pids, stat_fields
 from sqlalchemy import func, select
 
+from router.crypto import SecretCipher, generate_key, parse_keys
 from router.db import make_engine
 from router.models import DeliveryAttempt
 
@@ -37,6 +38,10 @@ RECEIVER = Path(__file__).resolve().parent / "receiver.py"
 POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 AMQP_HOST = "127.0.0.1:5672"
 POLL_S = 0.05
+# A fresh key per benchmark run, handed to every router process through the sandbox's
+# environment, so the rows the benchmark writes itself decrypt in the workers.
+ENCRYPTION_KEY = generate_key()
+CIPHER = SecretCipher(parse_keys(ENCRYPTION_KEY), source="ROUTER_ENCRYPTION_KEYS")
 
 # --- the isolated environment -------------------------------------------------------------
 
@@ -116,6 +121,7 @@ def sandbox(database: str) -> Iterator[Sandbox]:
             **os.environ,
             "ROUTER_AMQP_URL": amqp_url,
             "ROUTER_DATABASE_URL": database_url,
+            "ROUTER_ENCRYPTION_KEYS": ENCRYPTION_KEY,
             "ROUTER_ALLOW_PRIVATE_TARGETS": "true",
             "ROUTER_LOG_LEVEL": "WARNING",
             "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
@@ -281,7 +287,7 @@ class RowPoller:
             self._thread.join(0.5)
 
     def _run(self) -> None:
-        engine = make_engine(self.database_url)
+        engine = make_engine(self.database_url, CIPHER)
         query = select(func.count()).select_from(DeliveryAttempt)
         if self.webhook_ids is not None:
             query = query.where(DeliveryAttempt.webhook_id.in_(list(self.webhook_ids)))
@@ -312,7 +318,7 @@ def wait_receiver(url: str, target: int, timeout_s: float) -> dict[str, Any]:
 
 def rows_by_status(database_url: str, webhook_ids: Collection[str] | None = None) -> dict[str, int]:
     """Attempt rows by outcome (of ``webhook_ids`` only, when given)."""
-    engine = make_engine(database_url)
+    engine = make_engine(database_url, CIPHER)
     query = select(DeliveryAttempt.outcome, func.count()).group_by(DeliveryAttempt.outcome)
     if webhook_ids is not None:
         query = query.where(DeliveryAttempt.webhook_id.in_(list(webhook_ids)))

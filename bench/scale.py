@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 from harness import (
+    CIPHER,
     RowPoller,
     Sandbox,
     free_port,
@@ -133,7 +134,7 @@ def matches(row: dict[str, Any]) -> bool:
 def insert_webhooks(database_url: str, rows: list[dict[str, Any]]) -> float:
     """Insert the rows in one transaction; the seconds it took."""
     started = time.monotonic()
-    engine = make_engine(database_url)
+    engine = make_engine(database_url, CIPHER)
     try:
         with Session(engine) as session:
             session.execute(insert(Webhook), rows)

@@ -1,4 +1,4 @@
-"""``webhook-router`` command line: serve, api, worker, publish, db, topology, keys.
+"""``webhook-router`` command line: serve, api, worker, publish, db, topology, keys, secrets.
 
 Heavy modules are imported inside each command: ``serve`` must set up Prometheus'
 multi-process directory before prometheus_client is first imported.
@@ -83,6 +83,13 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--account", required=True)
     create.add_argument("--role", required=True, choices=["admin", "viewer"])
     create.set_defaults(handler=_keys_create)
+
+    secrets = commands.add_parser("secrets", help="secrets encrypted at rest").add_subparsers(
+        required=True
+    )
+    secrets.add_parser(
+        "reencrypt", help="re-encrypt every stored secret with the first encryption key"
+    ).set_defaults(handler=_secrets_reencrypt)
     return parser
 
 
@@ -121,9 +128,9 @@ def _api(settings: Settings, args: argparse.Namespace) -> None:
 
     from config.app import create_app
     from router.broker import BrokerAdmin
-    from router.db import make_engine
+    from router.db import engine_from_settings
 
-    engine = make_engine(settings.database_url.get_secret_value())
+    engine = engine_from_settings(settings)
     app = create_app(settings, engine, BrokerAdmin(settings.amqp_url.get_secret_value()))
     uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower())
 
@@ -131,13 +138,13 @@ def _api(settings: Settings, args: argparse.Namespace) -> None:
 def _worker(settings: Settings, _args: argparse.Namespace) -> None:
     from consumers.hooks import MetricsHooks
     from consumers.worker import Worker
-    from router.db import make_engine
+    from router.db import engine_from_settings
 
     if settings.metrics_port and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import start_http_server
 
         start_http_server(settings.metrics_port)
-    engine = make_engine(settings.database_url.get_secret_value())
+    engine = engine_from_settings(settings)
 
     async def run() -> None:
         # Start-up objects (modules, settings, pools) never die: freezing them keeps the
@@ -180,10 +187,10 @@ def _read_json(value: str) -> Any:
 
 
 def _db_upgrade(settings: Settings, _args: argparse.Namespace) -> None:
-    from router.db import make_engine
+    from router.db import engine_from_settings
     from router.schema import upgrade_database
 
-    engine = make_engine(settings.database_url.get_secret_value())
+    engine = engine_from_settings(settings)
     upgrade_database(engine)
     engine.dispose()
     print("database schema is up to date")
@@ -191,10 +198,10 @@ def _db_upgrade(settings: Settings, _args: argparse.Namespace) -> None:
 
 def _topology_sync(settings: Settings, _args: argparse.Namespace) -> None:
     from router.broker import BrokerAdmin
-    from router.db import make_engine
+    from router.db import engine_from_settings
     from router.sync import sync_topology
 
-    engine = make_engine(settings.database_url.get_secret_value())
+    engine = engine_from_settings(settings)
     started = time.perf_counter()
     count = sync_topology(settings, engine, BrokerAdmin(settings.amqp_url.get_secret_value()))
     engine.dispose()
@@ -206,9 +213,9 @@ def _topology_sync(settings: Settings, _args: argparse.Namespace) -> None:
 
 def _keys_create(settings: Settings, args: argparse.Namespace) -> None:
     from config.auth import create_api_key
-    from router.db import make_engine, make_sessionmaker
+    from router.db import engine_from_settings, make_sessionmaker
 
-    engine = make_engine(settings.database_url.get_secret_value())
+    engine = engine_from_settings(settings)
     try:
         key = create_api_key(make_sessionmaker(engine), args.account, args.role)
     except ValueError as exc:
@@ -217,6 +224,23 @@ def _keys_create(settings: Settings, args: argparse.Namespace) -> None:
         engine.dispose()
     print(f"Created a {args.role} key for account {args.account}. It is shown only once:")
     print(key)
+
+
+def _secrets_reencrypt(settings: Settings, _args: argparse.Namespace) -> None:
+    from router.db import make_engine
+    from router.encryption_keys import load_cipher
+    from router.reencrypt import reencrypt_webhooks
+
+    cipher = load_cipher(settings)
+    engine = make_engine(settings.database_url.get_secret_value(), cipher)
+    try:
+        result = reencrypt_webhooks(engine, cipher)
+    finally:
+        engine.dispose()
+    print(
+        f"re-encrypted {result.rewritten} of {result.webhooks} webhook(s) with the first key"
+        f" of {cipher.source}; the others already used it"
+    )
 
 
 if __name__ == "__main__":

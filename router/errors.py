@@ -2,6 +2,7 @@
 
 RouterError
 ├── ConfigurationError        a setting is missing or malformed
+│   └── EncryptionKeyError    stored secrets cannot be decrypted with the configured keys
 ├── InvalidEvent              a message on the bus breaks the envelope contract
 ├── BrokerUnavailable         RabbitMQ refused or dropped us (retry later)
 ├── PublishRejected           the broker nacked or could not route a publish
@@ -20,6 +21,10 @@ class RouterError(Exception):
 
 class ConfigurationError(RouterError):
     """A setting is missing or malformed; the message names the variable."""
+
+
+class EncryptionKeyError(ConfigurationError):
+    """A stored secret does not decrypt with the configured keys, or no key was configured."""
 
 
 class InvalidEvent(RouterError):

@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from router.crypto import Encrypted, EncryptedJSON
+
 
 def utcnow() -> datetime:
     """Timezone-aware now, in UTC."""
@@ -60,11 +62,13 @@ class Webhook(Base):
     name: Mapped[str] = mapped_column(String(200))
     url: Mapped[str] = mapped_column(String(2048))
     auth_mode: Mapped[str] = mapped_column(String(16), default="none")
-    auth_credentials: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    secret: Mapped[str] = mapped_column(String(100))
+    # Credentials and signing secrets are stored as Fernet tokens (router/crypto.py):
+    # attributes hold plaintext, the database never does.
+    auth_credentials: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON(), default=dict)
+    secret: Mapped[str] = mapped_column(Encrypted())
     # The secret a rotation replaced: still signed with until it expires, so receivers
     # can switch to the new one without dropping a delivery.
-    previous_secret: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    previous_secret: Mapped[str | None] = mapped_column(Encrypted(), nullable=True)
     previous_secret_expires_at: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True), nullable=True
     )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from router.crypto import parse_keys
 from router.errors import ConfigurationError
 from router.events import DEFAULT_MAX_EVENT_BYTES
 
@@ -41,6 +43,10 @@ class Settings(BaseSettings):
     circuit_cooldown_s: float = Field(default=30.0, gt=0)
     circuit_max_cooldown_s: float = Field(default=600.0, gt=0)
     secret_rotation_overlap_s: int = Field(default=86400, ge=0, le=MAX_SECRET_ROTATION_OVERLAP_S)
+    # Fernet keys of the secrets at rest, comma-separated: the first encrypts, all decrypt.
+    # Unset: the key in encryption_key_file (created on first use), for one machine.
+    encryption_keys: SecretStr | None = None
+    encryption_key_file: Path = Path("webhook-router.key")
 
     prefetch_per_webhook: int = Field(default=32, ge=1, le=1000)
     max_in_flight: int = Field(default=512, ge=1, le=100_000)
@@ -73,6 +79,15 @@ class Settings(BaseSettings):
             raise ValueError(f"every delay must be a number of seconds in (0, {MAX_DELAY_S})")
         if len(value) > 50:
             raise ValueError("at most 50 retry delays")
+        return value
+
+    @field_validator("encryption_keys")
+    @classmethod
+    def _check_encryption_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        # Checked here, so a bad key stops start-up like any bad setting, before any row
+        # is written with it. The message says which key, never what it holds.
+        if value is not None:
+            parse_keys(value.get_secret_value())
         return value
 
     @property

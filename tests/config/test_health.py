@@ -9,6 +9,7 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 
 from router.broker import BrokerAdmin
+from router.crypto import SecretCipher
 from router.db import make_engine
 from router.settings import Settings
 from tests.config.conftest import DEAD_BROKER_URL, make_client
@@ -41,9 +42,11 @@ def test_readyz_when_the_broker_is_down(offline_api: TestClient) -> None:
     assert response.json() == {"status": "unavailable", "database": "ok", "broker": "unavailable"}
 
 
-def test_readyz_when_the_database_is_down(settings: Settings, tmp_path: Path) -> None:
+def test_readyz_when_the_database_is_down(
+    settings: Settings, cipher: SecretCipher, tmp_path: Path
+) -> None:
     # Given an app whose database cannot be opened, and a live broker
-    engine: Engine = make_engine(f"sqlite:///{tmp_path / 'missing' / 'router.db'}")
+    engine: Engine = make_engine(f"sqlite:///{tmp_path / 'missing' / 'router.db'}", cipher)
     admin = BrokerAdmin(settings.amqp_url.get_secret_value())
     with make_client(settings, engine, admin) as api:
         # When readiness is asked
@@ -54,9 +57,9 @@ def test_readyz_when_the_database_is_down(settings: Settings, tmp_path: Path) ->
     assert response.json() == {"status": "unavailable", "database": "unavailable", "broker": "ok"}
 
 
-def test_readyz_when_both_are_down(database_url: str, tmp_path: Path) -> None:
+def test_readyz_when_both_are_down(database_url: str, cipher: SecretCipher, tmp_path: Path) -> None:
     # Given an app with neither
-    engine = make_engine(f"sqlite:///{tmp_path / 'missing' / 'router.db'}")
+    engine = make_engine(f"sqlite:///{tmp_path / 'missing' / 'router.db'}", cipher)
     settings = Settings(database_url=SecretStr(database_url))
     with make_client(settings, engine, BrokerAdmin(DEAD_BROKER_URL)) as api:
         # When readiness is asked

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
 from router.errors import ConfigurationError
 from router.settings import DEFAULT_RETRY_SCHEDULE_S, Settings, load_settings
@@ -31,6 +33,8 @@ def test_defaults() -> None:
     assert settings.allow_private_targets is False
     assert settings.exchange == "events"
     assert settings.secret_rotation_overlap_s == 86400
+    assert settings.encryption_keys is None
+    assert settings.encryption_key_file == Path("webhook-router.key")
 
 
 def test_retry_schedule_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -76,6 +80,10 @@ def test_retry_schedule_accepts_fractions_and_spaces(
         ("ROUTER_LOG_LEVEL", "LOUD"),
         ("ROUTER_SECRET_ROTATION_OVERLAP_S", "-1"),
         ("ROUTER_SECRET_ROTATION_OVERLAP_S", str(30 * 24 * 3600 + 1)),
+        ("ROUTER_ENCRYPTION_KEYS", "not-a-fernet-key"),
+        ("ROUTER_ENCRYPTION_KEYS", "ZmVybmV0LWtleS10b28tc2hvcnQ="),
+        ("ROUTER_ENCRYPTION_KEYS", ""),
+        ("ROUTER_ENCRYPTION_KEYS", " , "),
     ],
 )
 def test_a_bad_value_raises_configuration_error_naming_the_variable(
@@ -158,3 +166,32 @@ def test_settings_are_frozen() -> None:
     # Then it is refused (settings flow one way, from the environment)
     with pytest.raises(ValueError, match="frozen"):
         settings.exchange = "other"
+
+
+def test_encryption_keys_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given two Fernet keys, comma-separated
+    new, old = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    monkeypatch.setenv("ROUTER_ENCRYPTION_KEYS", f"{new},{old}")
+    # When settings are loaded
+    settings = load_settings()
+    # Then both are kept, hidden from repr
+    assert settings.encryption_keys is not None
+    assert settings.encryption_keys.get_secret_value() == f"{new},{old}"
+    assert new not in repr(settings)
+
+
+def test_a_malformed_encryption_key_error_does_not_print_the_keys(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a valid key followed by a malformed one
+    good = Fernet.generate_key().decode()
+    monkeypatch.setenv("ROUTER_ENCRYPTION_KEYS", f"{good},s3cr3t-but-not-a-key")
+    # When settings are loaded
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    # Then the error says which key is wrong, and shows neither
+    message = str(caught.value)
+    assert "ROUTER_ENCRYPTION_KEYS" in message
+    assert "key 2 of 2" in message
+    assert good not in message
+    assert "s3cr3t-but-not-a-key" not in message
