@@ -24,7 +24,9 @@ def create_app(settings: Settings, engine: Engine, admin: BrokerAdmin) -> FastAP
     from fastapi.staticfiles import StaticFiles
 
     from config import health, logs, replay, ui, webhooks
-    from config.errors import EXCEPTION_HANDLERS
+    from config.auth_throttle import FailedAuthThrottle
+    from config.body_limit import BodyLimitMiddleware
+    from config.errors import EXCEPTION_HANDLERS, error_responses
     from config.ui_pages import STATIC_DIR
 
     app = FastAPI(
@@ -32,8 +34,13 @@ def create_app(settings: Settings, engine: Engine, admin: BrokerAdmin) -> FastAP
         version=__version__,
         description=DESCRIPTION,
         exception_handlers=dict(EXCEPTION_HANDLERS),
+        # Any request may carry a body, and any body may be over the limit.
+        responses=error_responses(413),
     )
+    app.add_middleware(BodyLimitMiddleware)
     app.state.settings = settings
+    # Per app, hence per API process: see config/auth_throttle.py.
+    app.state.failed_auth = FailedAuthThrottle()
     app.state.engine = engine
     app.state.sessions = sessionmaker(engine, expire_on_commit=False)
     app.state.admin = admin

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.app import get_sessions
+from config.auth_throttle import client_address, get_throttle, too_many_failures_message
 from config.errors import ApiError
 from router.events import ID_PATTERN
 from router.models import ApiKey, new_id
@@ -84,14 +85,44 @@ def find_principal(sessions: sessionmaker[Session], key: str) -> Principal | Non
     return Principal(account_id=row.account_id, role=row.role, key_id=row.id)
 
 
+class TooManyFailedAuths(ApiError):
+    """429: the client's address presented too many unknown keys lately."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(
+            429,
+            too_many_failures_message(retry_after_s),
+            headers={"Retry-After": str(retry_after_s)},
+        )
+        self.retry_after_s = retry_after_s
+
+
+def authenticate(request: Request, key: str) -> Principal | None:
+    """The principal of a presented key, None when unknown (and counted against the address).
+
+    Raises TooManyFailedAuths, without looking the key up, while the address is throttled.
+    """
+    throttle, address = get_throttle(request), client_address(request)
+    retry_after_s = throttle.retry_after(address)
+    if retry_after_s is not None:
+        raise TooManyFailedAuths(retry_after_s)
+    principal = find_principal(get_sessions(request), key)
+    if principal is None:
+        throttle.record_failure(address)
+    return principal
+
+
 def current_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    """FastAPI dependency: the caller, from ``Authorization: Bearer <key>`` (401 otherwise)."""
+    """FastAPI dependency: the caller, from ``Authorization: Bearer <key>``.
+
+    401 without a key or with an unknown one; 429 after too many unknown ones.
+    """
     if credentials is None or not credentials.credentials:
         raise _unauthorized("missing API key: send Authorization: Bearer <key>")
-    principal = find_principal(get_sessions(request), credentials.credentials)
+    principal = authenticate(request, credentials.credentials)
     if principal is None:
         raise _unauthorized("unknown API key")
     return principal

@@ -5,6 +5,10 @@ HTTPException (FastAPI's or Starlette's)   its status, its detail as the message
 RequestValidationError                     422, the first field plus every error
 BrokerUnavailable                          503, try again
 sqlalchemy OperationalError                503, try again
+EncryptionKeyError                         500, naming the key setting (a deployment error)
+
+413 (body too large, config/body_limit.py) and 429 (failed keys, config/auth_throttle.py)
+are ApiErrors too.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from config.schemas import UNION_TAGS, ErrorResponse
-from router.errors import BrokerUnavailable
+from router.errors import BrokerUnavailable, EncryptionKeyError
 
 logger = logging.getLogger(__name__)
 
@@ -104,11 +108,24 @@ async def validation_error(request: Request, exc: RequestValidationError) -> Res
 
 async def http_error(request: Request, exc: HTTPException) -> Response:
     """The exception's status and message; ApiError adds its field."""
+    if _is_unreadable_body(exc):
+        message = "request body is not valid JSON: it is not UTF-8 text"
+        return JSONResponse(error_body(message, None, [{"field": None, "message": message}]), 422)
     field = exc.field if isinstance(exc, ApiError) else None
     detail = str(exc.detail)
     errors = [{"field": field, "message": detail}] if exc.status_code == 422 else None
     body = error_body(_headline(detail, field), field, errors)
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+def _is_unreadable_body(exc: HTTPException) -> bool:
+    # FastAPI answers 400 "There was an error parsing the body" when a JSON body is not
+    # UTF-8 (UnicodeDecodeError): undocumented, and just a body that is not valid JSON.
+    return (
+        exc.status_code == 400
+        and not isinstance(exc, ApiError)
+        and isinstance(exc.__cause__, UnicodeDecodeError)
+    )
 
 
 async def broker_unavailable(request: Request, exc: BrokerUnavailable) -> Response:
@@ -131,6 +148,18 @@ async def database_unavailable(request: Request, exc: OperationalError) -> Respo
     )
 
 
+async def wrong_encryption_key(request: Request, exc: EncryptionKeyError) -> Response:
+    """500 that says what is wrong: stored secrets do not decrypt with the configured keys."""
+    logger.error("during %s %s: %s", request.method, request.url.path, exc)
+    return JSONResponse(
+        error_body(
+            "stored secrets cannot be decrypted with ROUTER_ENCRYPTION_KEYS; "
+            "the operator must configure the key they were written with"
+        ),
+        status_code=500,
+    )
+
+
 async def internal_error(request: Request, exc: Exception) -> Response:
     """500 in the same JSON shape; the details go to the log, never to the client."""
     logger.exception("unhandled error during %s %s", request.method, request.url.path)
@@ -142,15 +171,19 @@ EXCEPTION_HANDLERS: dict[int | type[Exception], ExceptionHandler] = {
     HTTPException: http_error,
     BrokerUnavailable: broker_unavailable,
     OperationalError: database_unavailable,
+    EncryptionKeyError: wrong_encryption_key,
     Exception: internal_error,
 }
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses=`` entries documenting the error model for these statuses."""
+    """OpenAPI ``responses=`` entries documenting the error model for these statuses.
+
+    Whatever checks a key (401) may also refuse a client that failed too often (429).
+    """
+    wanted = [*statuses, 429] if 401 in statuses else list(statuses)
     return {
-        status: {"model": ErrorResponse, "description": _DESCRIPTIONS[status]}
-        for status in statuses
+        status: {"model": ErrorResponse, "description": _DESCRIPTIONS[status]} for status in wanted
     }
 
 
@@ -159,6 +192,8 @@ _DESCRIPTIONS = {
     403: "The API key's role may not do this",
     404: "No such resource in this account",
     409: "The resource's current state does not allow this; the message says why",
+    413: "The request body is over the size limit",
     422: "Invalid request; `field` names the first offending field",
+    429: "Too many failed authentications from this address; `Retry-After` says how long to wait",
     503: "Message broker or database unavailable; nothing changed, try again",
 }

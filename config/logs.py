@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from config.app import get_sessions
 from config.auth import CurrentPrincipal
-from config.errors import ApiError, error_responses
+from config.errors import error_responses
 from config.schemas import (
     Cursor,
     Limit,
@@ -24,7 +24,7 @@ from config.schemas import (
     Trigger,
     encode_cursor,
 )
-from config.scope import load_webhook
+from config.scope import load_attempt, load_webhook
 from router.events import EVENT_TYPES
 from router.models import DeliveryAttempt, as_utc, as_utc_or_none
 from router.topology import TRIGGERS
@@ -40,7 +40,11 @@ def _check_event_type(value: str | None) -> str | None:
 
 def _to_utc(value: datetime | None) -> datetime | None:
     # Naive means UTC. SQLite compares stored UTC text, so the bound value must be UTC too.
-    return as_utc_or_none(value)
+    try:
+        return as_utc_or_none(value)
+    except OverflowError:
+        # 0001-01-01T00:00+01:00 is a valid ISO 8601 time with no UTC equivalent.
+        raise ValueError("is out of range once converted to UTC") from None
 
 
 StatusFilter = Annotated[
@@ -113,13 +117,8 @@ def list_logs(
 @router.get("/logs/{log_id}", responses=error_responses(404, 422))
 def get_log(log_id: str, request: Request, principal: CurrentPrincipal) -> LogDetail:
     """One attempt: the request sent (credentials redacted) and the response received."""
-    query = select(DeliveryAttempt).where(
-        DeliveryAttempt.id == log_id, DeliveryAttempt.account_id == principal.account_id
-    )
     with get_sessions(request)() as session:
-        row = session.scalar(query)
-    if row is None:
-        raise ApiError(404, f"log entry {log_id!r} not found")
+        row = load_attempt(session, principal, log_id)
     return to_log_detail(row)
 
 

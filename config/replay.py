@@ -12,12 +12,11 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter, Body, Request
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 
 from config.app import get_admin, get_sessions, get_settings
 from config.auth import AdminPrincipal
 from config.errors import ApiError, error_responses
-from config.scope import load_webhook
+from config.scope import load_attempt, load_webhook
 from router.errors import InvalidEvent
 from router.events import Event, parse_event
 from router.models import DeliveryAttempt, Webhook
@@ -91,13 +90,7 @@ def replay_dead_letters(
 def replay_log(log_id: str, request: Request, principal: AdminPrincipal) -> ReplayQueued:
     """Send the event of this attempt to its webhook again (queued, as attempt 1)."""
     with get_sessions(request)() as session:
-        row = session.scalar(
-            select(DeliveryAttempt).where(
-                DeliveryAttempt.id == log_id, DeliveryAttempt.account_id == principal.account_id
-            )
-        )
-        if row is None:
-            raise ApiError(404, f"log entry {log_id!r} not found")
+        row = load_attempt(session, principal, log_id)
         webhook = load_webhook(session, principal, row.webhook_id)
     if not webhook.enabled:
         raise ApiError(

@@ -16,10 +16,11 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
 )
 
-from router.events import EVENT_TYPES, ID_PATTERN
+from router.events import CATALOG, EVENT_TYPES, ID_PATTERN
 
 MAX_SITES = 100
 # RFC 9110 token characters: what a header name may be made of.
@@ -116,14 +117,36 @@ def _check_username(value: str) -> str:
     return _check_header_value(value)
 
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+def _check_no_control(value: str) -> str:
+    # Names are shown on pages and in logs, and PostgreSQL cannot store NUL at all.
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(_check_no_control),
+    Field(json_schema_extra={"pattern": "^[^\\u0000-\\u001f\\u007f]*$"}),
+]
 Url = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=2048),
     AfterValidator(_check_url),
 ]
-EventName = Annotated[str, AfterValidator(_check_event_type)]
-SiteId = Annotated[str, AfterValidator(_check_site)]
+# The JSON schemas spell out what the validators accept (the catalog, the id alphabet), so
+# clients and generated tests know it; the validators keep their clearer messages.
+EventName = Annotated[
+    str,
+    AfterValidator(_check_event_type),
+    WithJsonSchema({"type": "string", "enum": [t.type for t in CATALOG]}),
+]
+SiteId = Annotated[
+    str,
+    AfterValidator(_check_site),
+    WithJsonSchema({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}),
+]
 EventList = Annotated[list[EventName], Field(min_length=1), AfterValidator(_dedupe)]
 SiteList = Annotated[list[SiteId], Field(max_length=MAX_SITES), AfterValidator(_dedupe)]
 Cursor = Annotated[
@@ -210,8 +233,29 @@ class WebhookCreate(_Strict):
     max_attempts: MaxAttempts = None
 
 
+# PATCH fields that may be omitted but not null (None in Python only means "omitted").
+_NOT_NULL_IN_PATCH = ("name", "url", "auth", "events", "sites", "include_order", "enabled")
+
+
+def _document_not_null(schema: dict[str, Any]) -> None:
+    """Drop ``null`` from the JSON schema of the fields that refuse it (it said they took it)."""
+    properties = schema.get("properties", {})
+    for name in _NOT_NULL_IN_PATCH:
+        prop = properties.get(name)
+        if prop is None or "anyOf" not in prop:
+            continue
+        kept = [option for option in prop.pop("anyOf") if option != {"type": "null"}]
+        prop.pop("default", None)
+        if len(kept) == 1:
+            prop.update(kept[0])
+        else:
+            prop["anyOf"] = kept
+
+
 class WebhookUpdate(_Strict):
     """``PATCH /v1/webhooks/{id}``: only the fields given change; ``auth`` is replaced whole."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_document_not_null)
 
     name: Name | None = None
     url: Url | None = None
@@ -224,9 +268,7 @@ class WebhookUpdate(_Strict):
     )
     max_attempts: MaxAttempts = None
 
-    @field_validator(
-        "name", "url", "auth", "events", "sites", "include_order", "enabled", mode="before"
-    )
+    @field_validator(*_NOT_NULL_IN_PATCH, mode="before")
     @classmethod
     def _reject_null(cls, value: Any) -> Any:
         # Omit a field to keep it; null means nothing for these (max_attempts: the default).

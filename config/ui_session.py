@@ -17,8 +17,7 @@ from typing import Annotated
 from fastapi import Depends, Request, Response
 from starlette.datastructures import FormData
 
-from config.app import get_sessions
-from config.auth import Principal, find_principal
+from config.auth import Principal, TooManyFailedAuths, authenticate
 from config.errors import ApiError
 
 SESSION_COOKIE = "wr_session"
@@ -92,11 +91,18 @@ def set_sign_in_cookie(response: Response, request: Request, token: str) -> None
 
 
 def session_user(request: Request) -> PageUser | None:
-    """The signed-in user, or None when the cookie is missing or its key unknown."""
+    """The signed-in user, or None when the cookie is missing or its key unknown.
+
+    An unknown key counts as a failed authentication, like a bad bearer key; while the
+    address is throttled, nobody is signed in here and the sign-in form says why.
+    """
     api_key = request.cookies.get(SESSION_COOKIE)
     if not api_key:
         return None
-    principal = find_principal(get_sessions(request), api_key)
+    try:
+        principal = authenticate(request, api_key)
+    except TooManyFailedAuths:
+        return None
     if principal is None:
         return None
     return PageUser(principal, csrf_token(api_key))

@@ -6,11 +6,11 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from config.app import get_sessions
-from config.auth import find_principal
+from config.auth import TooManyFailedAuths, authenticate
 from config.errors import ApiError
 from config.ui_pages import SIGN_IN_PATH, WEBHOOKS_PATH, PageRoute, redirect, render
 from config.ui_session import (
+    SESSION_COOKIE,
     SIGN_IN_COOKIE,
     CheckedForm,
     end_session,
@@ -29,7 +29,12 @@ def sign_in_page(request: Request) -> Response:
     """The sign-in form (straight to the webhooks when already signed in)."""
     if session_user(request) is not None:
         return redirect(WEBHOOKS_PATH)
-    return _sign_in_form(request, error=None, status_code=200)
+    response = _sign_in_form(request, error=None, status_code=200)
+    if request.cookies.get(SESSION_COOKIE):
+        # A key that no longer works: drop it, so that every page does not count it as
+        # one more failed authentication of this address.
+        end_session(response)
+    return response
 
 
 @router.post("/login")
@@ -39,9 +44,12 @@ async def sign_in(request: Request) -> Response:
     if not tokens_match(form.get("sign_in_token"), request.cookies.get(SIGN_IN_COOKIE, "")):
         raise ApiError(403, "the sign-in form expired; reload the page and try again")
     api_key = str(form.get("api_key") or "").strip()
-    principal = (
-        await run_in_threadpool(find_principal, get_sessions(request), api_key) if api_key else None
-    )
+    try:
+        principal = await run_in_threadpool(authenticate, request, api_key) if api_key else None
+    except TooManyFailedAuths as exc:
+        response = _sign_in_form(request, error=str(exc.detail), status_code=429)
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
     if principal is None:
         return _sign_in_form(request, error="unknown API key", status_code=401)
     response = redirect(WEBHOOKS_PATH)
