@@ -3,48 +3,70 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy
+from pydantic import SecretStr
 from sqlalchemy import Engine
 
+from router.crypto import SecretCipher, generate_key, parse_keys
 from router.db import make_engine
 from router.schema import upgrade_database
 from router.settings import Settings
 from tests.receiver import Receiver
+from tests.vhosts import VhostPool
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 RABBITMQ_HOST = os.environ.get("TEST_RABBITMQ_HOST", "127.0.0.1:5672")
+# One encryption key for the run, made fresh so no test depends on a key file lying around.
+TEST_ENCRYPTION_KEY = generate_key()
 
 
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+@pytest.fixture(scope="session", autouse=True)
+def encryption_key() -> Iterator[str]:
+    """The run's key, also in the environment: worker and serve subprocesses inherit it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ROUTER_ENCRYPTION_KEYS", TEST_ENCRYPTION_KEY)
+        yield TEST_ENCRYPTION_KEY
+
+
+@pytest.fixture(scope="session")
+def cipher(encryption_key: str) -> SecretCipher:
+    """The cipher of the run's key."""
+    return SecretCipher(parse_keys(encryption_key), source="ROUTER_ENCRYPTION_KEYS")
+
+
+@pytest.fixture(scope="session")
+def vhosts() -> Iterator[VhostPool]:
+    """Vhosts made and deleted in the background (rabbitmqctl is slow to start)."""
+    pool = VhostPool()
+    yield pool
+    pool.close()
 
 
 @pytest.fixture
-def amqp_url() -> Iterator[str]:
+def amqp_url(vhosts: VhostPool) -> Iterator[str]:
     """A private vhost on the real broker, deleted (with everything in it) afterwards."""
-    vhost = f"wr-test-{uuid.uuid4().hex[:12]}"
-    _rabbitmqctl("add_vhost", vhost)
-    _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    vhost = vhosts.take()
     try:
         yield f"amqp://guest:guest@{RABBITMQ_HOST}/{vhost}"
     finally:
-        _rabbitmqctl("delete_vhost", vhost)
+        vhosts.release(vhost)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, cipher: SecretCipher
+) -> Iterator[str]:
     """A new, migrated database on each backend, removed afterwards."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'router.db'}"
-        _migrate(url)
+        _migrate(url, cipher)
         yield url
         return
     name = f"wr_test_{uuid.uuid4().hex[:12]}"
@@ -56,7 +78,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
     url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     try:
-        _migrate(url)
+        _migrate(url, cipher)
         yield url
     finally:
         with admin.connect() as conn:
@@ -64,26 +86,27 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         admin.dispose()
 
 
-def _migrate(url: str) -> None:
-    engine = make_engine(url)
+def _migrate(url: str, cipher: SecretCipher) -> None:
+    engine = make_engine(url, cipher)
     upgrade_database(engine)
     engine.dispose()
 
 
 @pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
+def engine(database_url: str, cipher: SecretCipher) -> Iterator[Engine]:
     """An engine on the test database."""
-    engine = make_engine(database_url)
+    engine = make_engine(database_url, cipher)
     yield engine
     engine.dispose()
 
 
 @pytest.fixture
-def settings(amqp_url: str, database_url: str) -> Settings:
+def settings(amqp_url: str, database_url: str, encryption_key: str) -> Settings:
     """Settings for a router on the private vhost and database, with a fast schedule."""
     return Settings(
         amqp_url=amqp_url,
         database_url=database_url,
+        encryption_keys=SecretStr(encryption_key),
         retry_schedule=(0.2, 0.4),
         retry_jitter=0.0,
         allow_private_targets=True,
