@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import pika
@@ -17,6 +22,7 @@ from consumers.signing import generate_secret
 from consumers.worker import Worker
 from router.broker import BrokerAdmin
 from router.models import DeliveryAttempt, Webhook, new_id
+from router.publisher import Publisher, new_event
 from router.settings import Settings
 from router.topology import binding_keys, shared_topology, webhook_topology
 
@@ -161,3 +167,38 @@ def publish_raw(
         )
     finally:
         connection.close()
+
+
+def publish_events(
+    settings: Settings, count: int, event_type: str = "delivery.done", site: str = "paris"
+) -> list[str]:
+    """Publish ``count`` events of acme at ``site``, each confirmed; their ids in order."""
+    ids = []
+    with Publisher(settings.amqp_url.get_secret_value(), settings.exchange) as publisher:
+        for n in range(count):
+            event = new_event(event_type, "acme", site, {"order": {"id": f"o{n}"}})
+            publisher.publish(event)
+            ids.append(event.id)
+    return ids
+
+
+def start_worker_process(settings: Settings, log: Path, **env: str) -> subprocess.Popen[bytes]:
+    """A real ``worker`` process on the test's vhost and database; ``env`` adds ROUTER_* values."""
+    environment = {
+        **os.environ,
+        "ROUTER_AMQP_URL": settings.amqp_url.get_secret_value(),
+        "ROUTER_DATABASE_URL": settings.database_url.get_secret_value(),
+        "ROUTER_ALLOW_PRIVATE_TARGETS": "true",
+        **env,
+    }
+    environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "router.cli", "worker"], env=environment, stdout=out, stderr=out
+        )
+
+
+def duplicates(delivered_ids: Iterable[str]) -> tuple[Counter[str], int]:
+    """Deliveries per event id, and how many were repeats."""
+    counts = Counter(delivered_ids)
+    return counts, sum(n - 1 for n in counts.values())

@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 from consumers.hooks import WorkerHooks
 from router.broker import BrokerAdmin
 from router.models import Webhook
-from router.publisher import Publisher, new_event
 from router.settings import Settings
 from router.topology import ORPHANED, dead_letter_queue, webhook_queue
 from tests.helpers import (
@@ -20,6 +19,7 @@ from tests.helpers import (
     attempts,
     declare_shared,
     make_webhook,
+    publish_events,
     queue_depth,
     wait_until,
 )
@@ -74,13 +74,7 @@ def run_worker(settings: Settings, engine: Engine, hooks: RecordingHooks) -> Ite
 
 
 def publish(settings: Settings, count: int = 1, event_type: str = "delivery.done") -> list[str]:
-    ids = []
-    with Publisher(settings.amqp_url.get_secret_value(), settings.exchange) as publisher:
-        for n in range(count):
-            event = new_event(event_type, "acme", "paris", {"order": {"id": f"o{n}"}})
-            publisher.publish(event)
-            ids.append(event.id)
-    return ids
+    return publish_events(settings, count, event_type)
 
 
 def test_three_failures_then_success_is_one_delivery_after_three_retries(

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
-from collections import Counter
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from sqlalchemy import Engine
 
-from router.publisher import Publisher, new_event
 from router.settings import Settings
-from tests.helpers import attempts, declare_shared, make_webhook, wait_until
+from tests.helpers import (
+    attempts,
+    declare_shared,
+    duplicates,
+    make_webhook,
+    publish_events,
+    start_worker_process,
+    wait_until,
+)
 from tests.receiver import Receiver
 from tests.reliability.proxy import TcpProxy
 
@@ -33,22 +36,6 @@ def through(proxy: TcpProxy, amqp_url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def start_worker(settings: Settings, amqp_url: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "ROUTER_AMQP_URL": amqp_url,
-        "ROUTER_DATABASE_URL": settings.database_url.get_secret_value(),
-        "ROUTER_RETRY_SCHEDULE": "0.5,0.5,0.5",
-        "ROUTER_RETRY_JITTER": "0",
-        "ROUTER_ALLOW_PRIVATE_TARGETS": "true",
-    }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "router.cli", "worker"], env=env, stdout=out, stderr=out
-        )
-
-
 def test_connection_cut_and_restored_mid_load_loses_nothing(
     settings: Settings, engine: Engine, receiver: Receiver, tmp_path: Path
 ) -> None:
@@ -60,14 +47,15 @@ def test_connection_cut_and_restored_mid_load_loses_nothing(
     webhook = make_webhook(engine, settings, receiver.url, ["delivery.done"])
     log = tmp_path / "worker.log"
     with TcpProxy("127.0.0.1", urlsplit(amqp_url).port or 5672) as proxy:
-        worker = start_worker(settings, through(proxy, amqp_url), log)
+        worker = start_worker_process(
+            settings,
+            log,
+            ROUTER_AMQP_URL=through(proxy, amqp_url),
+            ROUTER_RETRY_SCHEDULE="0.5,0.5,0.5",
+            ROUTER_RETRY_JITTER="0",
+        )
         try:
-            ids = []
-            with Publisher(amqp_url, settings.exchange) as publisher:
-                for n in range(EVENTS):
-                    event = new_event("delivery.done", "acme", "paris", {"order": {"id": f"o{n}"}})
-                    publisher.publish(event)
-                    ids.append(event.id)
+            ids = publish_events(settings, EVENTS)
 
             # When the connection is reset three times during the load, down 1 s each time
             for cut in range(CUTS):
@@ -94,11 +82,10 @@ def test_connection_cut_and_restored_mid_load_loses_nothing(
             worker.wait(30)
         connections = proxy.connections
     rows = attempts(engine, webhook.id)
-    delivered = Counter(receiver.delivered_ids())
-    duplicates = sum(count - 1 for count in delivered.values())
+    delivered, repeats = duplicates(receiver.delivered_ids())
     print(
         f"{CUTS} cuts, {connections} broker connections; {len(delivered)} events delivered, "
-        f"{duplicates} duplicate deliveries (same webhook-id), {len(receiver.requests)} "
+        f"{repeats} duplicate deliveries (same webhook-id), {len(receiver.requests)} "
         f"requests, {len(rows)} attempt rows"
     )
     assert set(delivered) == set(ids)

@@ -8,9 +8,15 @@ import pytest
 from sqlalchemy import Engine
 
 from router.models import Webhook
-from router.publisher import Publisher, new_event
 from router.settings import Settings
-from tests.helpers import WorkerThread, attempts, declare_shared, make_webhook, wait_until
+from tests.helpers import (
+    WorkerThread,
+    attempts,
+    declare_shared,
+    make_webhook,
+    publish_events,
+    wait_until,
+)
 from tests.receiver import Receiver
 from tests.reliability.hostile import PATHS, HostileServer
 
@@ -51,12 +57,7 @@ def test_misbehaving_receivers_are_bounded_logged_retried_and_isolated(
     worker = WorkerThread(settings, engine).start()
     try:
         # When events are published
-        with Publisher(settings.amqp_url.get_secret_value(), settings.exchange) as publisher:
-            ids = []
-            for n in range(EVENTS):
-                event = new_event("delivery.done", "acme", "paris", {"order": {"id": f"o{n}"}})
-                publisher.publish(event)
-                ids.append(event.id)
+        ids = publish_events(settings, EVENTS)
 
         # Then the healthy webhook gets every event while the hostile ones are still
         # being tried (the slow ones hold only their own prefetch)

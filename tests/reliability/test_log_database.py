@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections import Counter
 
 import pytest
 from sqlalchemy import Engine
 
-from router.publisher import Publisher, new_event
 from router.settings import Settings
-from tests.helpers import WorkerThread, attempts, declare_shared, make_webhook, wait_until
+from tests.helpers import (
+    WorkerThread,
+    attempts,
+    declare_shared,
+    duplicates,
+    make_webhook,
+    publish_events,
+    wait_until,
+)
 from tests.receiver import Receiver
 
 EVENTS = 200
@@ -29,22 +35,17 @@ def test_locked_sqlite_holds_acks_until_rows_commit(
     path = settings.database_url.get_secret_value().removeprefix("sqlite:///")
     worker = WorkerThread(settings, engine).start()
     try:
-        with Publisher(settings.amqp_url.get_secret_value(), settings.exchange) as publisher:
-            ids = []
-            for n in range(EVENTS):
-                event = new_event("delivery.done", "acme", "paris", {"order": {"id": f"o{n}"}})
-                publisher.publish(event)
-                ids.append(event.id)
-            # When another process takes the write lock for a while, mid-load
-            wait_until(lambda: len(receiver.requests) >= EVENTS // 4, 30, "a quarter delivered")
-            blocker = sqlite3.connect(path, timeout=30, isolation_level=None)
-            blocker.execute("BEGIN EXCLUSIVE")
-            rows_when_locked = len(attempts(engine, webhook.id))
-            time.sleep(LOCKED_S)
-            requests_while_locked = len(receiver.requests)
-            rows_while_locked = len(attempts(engine, webhook.id))
-            blocker.execute("COMMIT")
-            blocker.close()
+        ids = publish_events(settings, EVENTS)
+        # When another process takes the write lock for a while, mid-load
+        wait_until(lambda: len(receiver.requests) >= EVENTS // 4, 30, "a quarter delivered")
+        blocker = sqlite3.connect(path, timeout=30, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        rows_when_locked = len(attempts(engine, webhook.id))
+        time.sleep(LOCKED_S)
+        requests_while_locked = len(receiver.requests)
+        rows_while_locked = len(attempts(engine, webhook.id))
+        blocker.execute("COMMIT")
+        blocker.close()
 
         # Then nothing was logged while locked, the worker waited (at most its prefetch
         # of requests went out unlogged) and caught up once the lock was gone
@@ -55,15 +56,14 @@ def test_locked_sqlite_holds_acks_until_rows_commit(
     finally:
         worker.stop()
     rows = attempts(engine, webhook.id)
-    delivered = Counter(receiver.delivered_ids())
-    duplicates = sum(count - 1 for count in delivered.values())
+    delivered, repeats = duplicates(receiver.delivered_ids())
     print(
         f"locked {LOCKED_S:g} s at {rows_when_locked} rows; {requests_while_locked} requests by "
-        f"the end of the lock; {len(delivered)} events delivered, {duplicates} duplicates, "
+        f"the end of the lock; {len(delivered)} events delivered, {repeats} duplicates, "
         f"{len(rows)} rows"
     )
     assert rows_while_locked == rows_when_locked
     assert requests_while_locked - rows_when_locked <= settings.prefetch_per_webhook + 1
     assert set(delivered) == set(ids)
-    assert duplicates == 0
+    assert repeats == 0
     assert len(rows) == len(receiver.requests) == EVENTS

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -18,9 +17,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from router.publisher import Publisher, new_event
 from router.settings import Settings
-from tests.helpers import attempts, declare_shared, make_webhook, wait_until
+from tests.helpers import (
+    attempts,
+    declare_shared,
+    duplicates,
+    make_webhook,
+    publish_events,
+    start_worker_process,
+    wait_until,
+)
 from tests.receiver import Receiver
 
 EVENTS = 300
@@ -38,39 +44,21 @@ def postgres_cluster() -> str:
 @pytest.fixture
 def worker(settings: Settings, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     """A real worker process on the test vhost and database."""
-    env = {
-        **os.environ,
-        "ROUTER_AMQP_URL": settings.amqp_url.get_secret_value(),
-        "ROUTER_DATABASE_URL": settings.database_url.get_secret_value(),
-        "ROUTER_RETRY_SCHEDULE": "0.5,0.5,0.5",
-        "ROUTER_RETRY_JITTER": "0",
-        "ROUTER_ALLOW_PRIVATE_TARGETS": "true",
-    }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    with (tmp_path / "worker.log").open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "router.cli", "worker"], env=env, stdout=log, stderr=log
-        )
+    process = start_worker_process(
+        settings,
+        tmp_path / "worker.log",
+        ROUTER_RETRY_SCHEDULE="0.5,0.5,0.5",
+        ROUTER_RETRY_JITTER="0",
+    )
     yield process
     process.send_signal(signal.SIGTERM)
     process.wait(60)
 
 
-def publish(settings: Settings, count: int) -> list[str]:
-    ids = []
-    with Publisher(settings.amqp_url.get_secret_value(), settings.exchange) as publisher:
-        for n in range(count):
-            event = new_event("delivery.done", "acme", "paris", {"order": {"id": f"o{n}"}})
-            publisher.publish(event)
-            ids.append(event.id)
-    return ids
-
-
 def report(what: str, receiver: Receiver, rows: int) -> Counter[str]:
-    delivered = Counter(receiver.delivered_ids())
-    duplicates = sum(count - 1 for count in delivered.values())
+    delivered, repeats = duplicates(receiver.delivered_ids())
     print(
-        f"{what}: {len(delivered)} events delivered, {duplicates} duplicate deliveries "
+        f"{what}: {len(delivered)} events delivered, {repeats} duplicate deliveries "
         f"(same webhook-id), {len(receiver.requests)} requests, {rows} attempt rows"
     )
     return delivered
@@ -87,7 +75,7 @@ def test_broker_restart_mid_load_loses_nothing(
     declare_shared(settings)
     receiver.delay_s = 0.01
     webhook = make_webhook(engine, settings, receiver.url, ["delivery.done"])
-    ids = publish(settings, EVENTS)
+    ids = publish_events(settings, EVENTS)
     wait_until(lambda: len(receiver.requests) >= EVENTS // 3, 60, "a third delivered")
     # When the broker application stops for 3 s and starts again
     run("rabbitmqctl", "-q", "stop_app")
@@ -118,7 +106,7 @@ def test_postgresql_stopped_mid_load_loses_nothing(
     declare_shared(settings)
     receiver.delay_s = 0.01
     webhook = make_webhook(engine, settings, receiver.url, ["delivery.done"])
-    ids = publish(settings, EVENTS)
+    ids = publish_events(settings, EVENTS)
     wait_until(lambda: len(receiver.requests) >= EVENTS // 3, 60, "a third delivered")
     # When PostgreSQL stops for 5 s (every connection dropped) and starts again
     cluster = postgres_cluster()
