@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from router.models import Webhook
 from router.settings import Settings
 from tests.helpers import (
     attempts,
@@ -55,6 +56,18 @@ def worker(settings: Settings, tmp_path: Path) -> Iterator[subprocess.Popen[byte
     process.wait(60)
 
 
+def backlog_under_way(
+    settings: Settings, engine: Engine, receiver: Receiver
+) -> tuple[Webhook, list[str]]:
+    """A webhook with EVENTS published to it, a third of them already delivered."""
+    declare_shared(settings)
+    receiver.delay_s = 0.01
+    webhook = make_webhook(engine, settings, receiver.url, ["delivery.done"])
+    ids = publish_events(settings, EVENTS)
+    wait_until(lambda: len(receiver.requests) >= EVENTS // 3, 60, "a third delivered")
+    return webhook, ids
+
+
 def report(what: str, receiver: Receiver, rows: int) -> Counter[str]:
     delivered, repeats = duplicates(receiver.delivered_ids())
     print(
@@ -72,11 +85,7 @@ def test_broker_restart_mid_load_loses_nothing(
     worker: subprocess.Popen[bytes],
 ) -> None:
     # Given a worker delivering a backlog to a slowish endpoint
-    declare_shared(settings)
-    receiver.delay_s = 0.01
-    webhook = make_webhook(engine, settings, receiver.url, ["delivery.done"])
-    ids = publish_events(settings, EVENTS)
-    wait_until(lambda: len(receiver.requests) >= EVENTS // 3, 60, "a third delivered")
+    webhook, ids = backlog_under_way(settings, engine, receiver)
     # When the broker application stops for 3 s and starts again
     run("rabbitmqctl", "-q", "stop_app")
     try:
@@ -103,11 +112,7 @@ def test_postgresql_stopped_mid_load_loses_nothing(
     worker: subprocess.Popen[bytes],
 ) -> None:
     # Given a worker delivering a backlog, logged to PostgreSQL
-    declare_shared(settings)
-    receiver.delay_s = 0.01
-    webhook = make_webhook(engine, settings, receiver.url, ["delivery.done"])
-    ids = publish_events(settings, EVENTS)
-    wait_until(lambda: len(receiver.requests) >= EVENTS // 3, 60, "a third delivered")
+    webhook, ids = backlog_under_way(settings, engine, receiver)
     # When PostgreSQL stops for 5 s (every connection dropped) and starts again
     cluster = postgres_cluster()
     run("pg_ctlcluster", "--skip-systemctl-redirect", cluster, "main", "stop", "-m", "fast")
