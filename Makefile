@@ -6,6 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 WORKERS ?= 1
 CHROMIUM ?= /usr/bin/chromium
+PROMTOOL ?= /usr/bin/promtool
 
 .PHONY: run test test-slow lint bench clean
 
@@ -20,7 +21,7 @@ run: $(BIN)/webhook-router
 	$(BIN)/webhook-router topology sync
 	$(BIN)/webhook-router serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
-test: $(BIN)/webhook-router $(CHROMIUM)
+test: $(BIN)/webhook-router $(CHROMIUM) $(PROMTOOL)
 	$(BIN)/pytest -m "not slow"
 
 # The soak (10 minutes) and the long fault runs.
@@ -32,6 +33,12 @@ $(CHROMIUM):
 	@command -v apt-get >/dev/null || { echo "install Chromium at $(CHROMIUM) (browser tests)" >&2; exit 1; }
 	apt-get install -y --no-install-recommends chromium \
 	  || { apt-get update && apt-get install -y --no-install-recommends chromium; }
+
+# promtool checks the alert rules and the metrics exposition (tests/deploy).
+$(PROMTOOL):
+	@command -v apt-get >/dev/null || { echo "install promtool at $(PROMTOOL) (tests/deploy)" >&2; exit 1; }
+	apt-get install -y --no-install-recommends prometheus \
+	  || { apt-get update && apt-get install -y --no-install-recommends prometheus; }
 
 lint: $(BIN)/webhook-router
 	$(BIN)/ruff check router consumers config tests bench
