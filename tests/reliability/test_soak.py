@@ -18,6 +18,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import pika
 import pytest
 from sqlalchemy import Engine
 
@@ -52,6 +53,15 @@ def tree(pid: int) -> list[int]:
         for child in children.read_text().split():
             found += tree(int(child))
     return found
+
+
+def consumers(amqp_url: str, queue: str) -> int:
+    """Consumers of ``queue`` (passive declare)."""
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        return int(connection.channel().queue_declare(queue, passive=True).method.consumer_count)
+    finally:
+        connection.close()
 
 
 def sample(pid: int) -> tuple[float, int] | None:
@@ -119,7 +129,9 @@ def test_soak_keeps_memory_and_descriptors_flat_and_drains(
 
     ids: list[str] = []
     try:
-        time.sleep(5)  # start-up: the worker consumes both queues within a second or two
+        amqp_url = settings.amqp_url.get_secret_value()
+        queues = [webhook_queue(h.id) for h in hooks]
+        wait_until(lambda: all(consumers(amqp_url, q) == 1 for q in queues), 30, "consumers")
         threading.Thread(target=sampler, daemon=True).start()
         # When events are published at a steady pace for the soak's length
         with Publisher(settings.amqp_url.get_secret_value(), settings.exchange) as publisher:
@@ -132,10 +144,7 @@ def test_soak_keeps_memory_and_descriptors_flat_and_drains(
         # Then every event reaches both webhooks and every queue drains to zero
         expected = {(f"/{n}", i) for n in (1, 2) for i in ids}
         wait_until(lambda: expected <= delivered, 120, "every delivery")
-        queues = [webhook_queue(h.id) for h in hooks] + [
-            delay_queue(ms) for ms in delay_tiers_ms(SCHEDULE, 0.0)
-        ]
-        amqp_url = settings.amqp_url.get_secret_value()
+        queues += [delay_queue(ms) for ms in delay_tiers_ms(SCHEDULE, 0.0)]
         wait_until(lambda: all(queue_depth(amqp_url, q) == 0 for q in queues), 60, "drained")
         assert serve.poll() is None, "serve exited during the soak"
     finally:
