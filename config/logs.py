@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal, cast
+from typing import Annotated, Literal, NamedTuple, cast
 
 from fastapi import APIRouter, Query, Request
 from pydantic import AfterValidator
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 
 from config.app import get_sessions
 from config.auth import CurrentPrincipal
@@ -65,6 +65,51 @@ Until = Annotated[
 ]
 
 
+class LogQueries(NamedTuple):
+    """The two statements behind a page of logs."""
+
+    page: Select[DeliveryAttempt]
+    counts: Select[str, int]
+
+
+def log_queries(
+    webhook_id: str,
+    account_id: str,
+    *,
+    status: str | None = None,
+    event_type: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> LogQueries:
+    """A page of a webhook's attempts (newest first, one row more than ``limit`` to tell
+    whether another page follows) and their counts by status under the other filters.
+
+    For a webhook the caller has checked belongs to ``account_id``. Apart from the route,
+    bench/log_queries.py times these very statements.
+    """
+    scope = [DeliveryAttempt.webhook_id == webhook_id]
+    if event_type is not None:
+        scope.append(DeliveryAttempt.event_type == event_type)
+    if since is not None:
+        scope.append(DeliveryAttempt.created_at >= since)
+    if until is not None:
+        scope.append(DeliveryAttempt.created_at < until)
+    # The account is checked on every row shown. The counts leave it out: the caller
+    # checked that the webhook is the account's (load_webhook), every attempt carries
+    # its webhook's account, and without it they read the status index alone.
+    page = select(DeliveryAttempt).where(*scope, DeliveryAttempt.account_id == account_id)
+    if status is not None:
+        page = page.where(DeliveryAttempt.status == status)
+    if cursor is not None:
+        page = page.where(DeliveryAttempt.id < cursor)
+    by_status = (
+        select(DeliveryAttempt.status, func.count()).where(*scope).group_by(DeliveryAttempt.status)
+    )
+    return LogQueries(page.order_by(DeliveryAttempt.id.desc()).limit(limit + 1), by_status)
+
+
 @router.get("/webhooks/{webhook_id}/logs", responses=error_responses(404, 422))
 def list_logs(
     webhook_id: str,
@@ -82,28 +127,20 @@ def list_logs(
     `counts` holds how many attempts match the other filters, by status (whatever
     `status` and `cursor` say), so a client can show "All (n) / Errors (m)".
     """
-    scope = [
-        DeliveryAttempt.webhook_id == webhook_id,
-        DeliveryAttempt.account_id == principal.account_id,
-    ]
-    if event_type is not None:
-        scope.append(DeliveryAttempt.event_type == event_type)
-    if since is not None:
-        scope.append(DeliveryAttempt.created_at >= since)
-    if until is not None:
-        scope.append(DeliveryAttempt.created_at < until)
-    page = select(DeliveryAttempt).where(*scope)
-    if status is not None:
-        page = page.where(DeliveryAttempt.status == status)
-    if cursor is not None:
-        page = page.where(DeliveryAttempt.id < cursor)
-    by_status = (
-        select(DeliveryAttempt.status, func.count()).where(*scope).group_by(DeliveryAttempt.status)
+    queries = log_queries(
+        webhook_id,
+        principal.account_id,
+        status=status,
+        event_type=event_type,
+        since=since,
+        until=until,
+        cursor=cursor,
+        limit=limit,
     )
     with get_sessions(request)() as session:
         load_webhook(session, principal, webhook_id)
-        rows = list(session.scalars(page.order_by(DeliveryAttempt.id.desc()).limit(limit + 1)))
-        counted = {str(name): int(count) for name, count in session.execute(by_status)}
+        rows = list(session.scalars(queries.page))
+        counted = {str(name): int(count) for name, count in session.execute(queries.counts)}
     more = len(rows) > limit
     rows = rows[:limit]
     succeeded = counted.pop("succeeded", 0)

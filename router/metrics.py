@@ -103,6 +103,10 @@ LOG_WRITE_ERRORS = Counter(
     "webhook_router_log_write_errors",
     "Failed attempts to write a batch of log rows (retried until they succeed).",
 )
+LOG_ROWS_PURGED = Counter(
+    "webhook_router_log_rows_purged",
+    "Attempt rows deleted for being older than the log retention.",
+)
 
 
 def status_class(status_code: int | None) -> str:
