@@ -47,13 +47,12 @@ class Worker:
         settings: Settings,
         engine: Engine,
         hooks: WorkerHooks,
-        shutdown_grace_s: float = 30.0,
     ) -> None:
         self._settings = settings
         self._engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._hooks = hooks
-        self._grace_s = shutdown_grace_s
+        self._grace_s = settings.shutdown_grace_s
         self._policy = RetryPolicy(
             settings.retry_schedule, settings.retry_jitter, settings.retry_after_max_s
         )
@@ -135,7 +134,7 @@ class Worker:
                     settings.exchange,
                     settings.retry_schedule,
                     settings.retry_jitter,
-                    settings.queue_type,
+                    settings.shared_queues_type,
                 )
             )
             consume = await connection.channel()

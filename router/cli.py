@@ -1,4 +1,5 @@
-"""``webhook-router`` command line: serve, api, worker, publish, db, topology, keys, secrets.
+"""``webhook-router`` command line: serve, api, worker, publish, db, topology, keys, secrets,
+logs.
 
 Heavy modules are imported inside each command: ``serve`` must set up Prometheus'
 multi-process directory before prometheus_client is first imported.
@@ -21,6 +22,7 @@ from typing import Any
 import orjson
 
 from router.errors import RouterError
+from router.logging_config import configure_logging
 from router.settings import Settings, load_settings
 
 log = logging.getLogger("webhook-router")
@@ -31,13 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     try:
         settings = load_settings()
-        logging.basicConfig(
-            level=settings.log_level,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
-        # pika narrates every connection step and httpx every request at INFO.
-        for chatty in ("pika", "httpx"):
-            logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.root.level))
+        configure_logging(settings.log_level, settings.log_format)
         args.handler(settings, args)
     except RouterError as exc:
         print(f"webhook-router: {exc}", file=sys.stderr)
@@ -90,7 +86,26 @@ def _parser() -> argparse.ArgumentParser:
     secrets.add_parser(
         "reencrypt", help="re-encrypt every stored secret with the first encryption key"
     ).set_defaults(handler=_secrets_reencrypt)
+
+    logs = commands.add_parser("logs", help="delivery logs").add_subparsers(required=True)
+    purge = logs.add_parser("purge", help="delete attempts older than the retention, now")
+    purge.add_argument(
+        "--older-than-days",
+        type=_days,
+        help="instead of ROUTER_LOG_RETENTION_DAYS (0: keep forever)",
+    )
+    purge.set_defaults(handler=_logs_purge)
     return parser
+
+
+def _days(value: str) -> float:
+    try:
+        days = float(value)
+    except ValueError:
+        days = -1.0
+    if not 0 <= days <= 36_500:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of days from 0 to 36500")
+    return days
 
 
 def _add_listen(parser: argparse.ArgumentParser) -> None:
@@ -103,7 +118,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="webhook-router-metrics-")
     from router.supervisor import WorkerSupervisor
 
-    supervisor = WorkerSupervisor(max(1, args.workers), dict(os.environ))
+    # Workers get their grace period to finish deliveries, and a little more to close.
+    supervisor = WorkerSupervisor(
+        max(1, args.workers), dict(os.environ), stop_timeout_s=settings.shutdown_grace_s + 5
+    )
     supervisor.start()
     base = f"http://{args.host}:{args.port}"
     print(
@@ -129,21 +147,39 @@ def _api(settings: Settings, args: argparse.Namespace) -> None:
     from config.app import create_app
     from router.broker import BrokerAdmin
     from router.db import engine_from_settings
+    from router.retention import PurgeLoop
 
     engine = engine_from_settings(settings)
     app = create_app(settings, engine, BrokerAdmin(settings.amqp_url.get_secret_value()))
-    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower())
+    # Log retention runs beside the API: every deployment has one, and replicas take
+    # turns through an advisory lock (router/retention.py).
+    purge = PurgeLoop(
+        engine,
+        settings.log_retention_days,
+        settings.log_purge_batch_size,
+        settings.log_purge_interval_s,
+    )
+    purge.start()
+    try:
+        # log_config=None: uvicorn's loggers (access lines too) propagate to our root
+        # handler instead of getting handlers and text formats of their own.
+        uvicorn.run(
+            app,
+            host=args.host,
+            port=args.port,
+            log_level=settings.log_level.lower(),
+            log_config=None,
+        )
+    finally:
+        purge.stop()
 
 
 def _worker(settings: Settings, _args: argparse.Namespace) -> None:
     from consumers.hooks import MetricsHooks
+    from consumers.probes import WorkerProbes
     from consumers.worker import Worker
     from router.db import engine_from_settings
 
-    if settings.metrics_port and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import start_http_server
-
-        start_http_server(settings.metrics_port)
     engine = engine_from_settings(settings)
 
     async def run() -> None:
@@ -157,7 +193,17 @@ def _worker(settings: Settings, _args: argparse.Namespace) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await Worker(settings, engine, MetricsHooks()).run(stop)
+        worker = Worker(settings, engine, MetricsHooks())
+        # Workers under ``serve`` share the API's /metrics (multi-process) and its probes.
+        probes = None
+        if settings.metrics_port and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            probes = WorkerProbes(worker, engine, settings.metrics_host, settings.metrics_port)
+            await probes.start()
+        try:
+            await worker.run(stop)
+        finally:
+            if probes is not None:
+                await probes.stop()
 
     asyncio.run(run())
     engine.dispose()
@@ -240,6 +286,29 @@ def _secrets_reencrypt(settings: Settings, _args: argparse.Namespace) -> None:
     print(
         f"re-encrypted {result.rewritten} of {result.webhooks} webhook(s) with the first key"
         f" of {cipher.source}; the others already used it"
+    )
+
+
+def _logs_purge(settings: Settings, args: argparse.Namespace) -> None:
+    from router.db import engine_from_settings
+    from router.retention import purge_attempts, retention_cutoff
+
+    days = settings.log_retention_days if args.older_than_days is None else args.older_than_days
+    cutoff = retention_cutoff(days)
+    if cutoff is None:
+        print("log retention is 0 days (keep forever): nothing purged")
+        return
+    engine = engine_from_settings(settings)
+    try:
+        result = purge_attempts(engine, cutoff, settings.log_purge_batch_size)
+    finally:
+        engine.dispose()
+    if result is None:
+        print("another process is purging the logs right now: nothing done")
+        return
+    print(
+        f"purged {result.rows} attempt(s) older than {days:g} days"
+        f" in {result.batches} batch(es), {result.seconds:.1f} s"
     )
 
 

@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     database_url: SecretStr = SecretStr("sqlite:///webhook-router.db")
     exchange: str = Field(default="events", pattern=r"^[A-Za-z0-9_.:-]{1,200}$")
     queue_type: Literal["classic", "quorum"] = "classic"
+    # The delay tiers, events.invalid and the other queues that exist once: few and hot,
+    # so a cluster makes them quorum queues even when the per-webhook ones stay classic.
+    # Unset: the same as queue_type.
+    shared_queue_type: Literal["classic", "quorum"] | None = None
 
     retry_schedule: Annotated[tuple[float, ...], NoDecode] = DEFAULT_RETRY_SCHEDULE_S
     retry_jitter: float = Field(default=0.1, ge=0.0, lt=1.0)
@@ -52,10 +56,22 @@ class Settings(BaseSettings):
     max_in_flight: int = Field(default=512, ge=1, le=100_000)
     log_batch_size: int = Field(default=500, ge=1, le=10_000)
     log_batch_wait_ms: float = Field(default=5.0, ge=0, le=10_000)
+    # Attempt rows older than this are purged by the API process (0: keep forever), in
+    # batches small enough that the workers' log commits never wait long behind one.
+    log_retention_days: float = Field(default=30.0, ge=0, le=36_500, allow_inf_nan=False)
+    log_purge_batch_size: int = Field(default=5000, ge=1, le=100_000)
+    log_purge_interval_s: float = Field(default=3600.0, gt=0, le=7 * 86400, allow_inf_nan=False)
     reconcile_interval_s: float = Field(default=30.0, gt=0)
+    # On SIGTERM a worker stops consuming and gives in-flight deliveries this long to
+    # finish and be logged; what is still running then is left unacked for redelivery.
+    shutdown_grace_s: float = Field(default=30.0, ge=0, le=3600)
 
+    # A standalone worker's /metrics, /healthz and /readyz (0: none).
     metrics_port: int = Field(default=0, ge=0, le=65535)
+    metrics_host: str = "0.0.0.0"  # noqa: S104 - scraped and probed from outside its host
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    # json: one JSON object per line on stderr, for log pipelines; text: for a terminal.
+    log_format: Literal["json", "text"] = "json"
 
     @field_validator("retry_schedule", mode="before")
     @classmethod
@@ -89,6 +105,11 @@ class Settings(BaseSettings):
         if value is not None:
             parse_keys(value.get_secret_value())
         return value
+
+    @property
+    def shared_queues_type(self) -> str:
+        """The queue type of the shared queues (delay tiers, invalid, unrouted, orphaned)."""
+        return self.shared_queue_type or self.queue_type
 
     @property
     def max_attempts(self) -> int:

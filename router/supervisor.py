@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 class WorkerSupervisor:
     """Keeps ``count`` ``webhook-router worker`` processes alive until stopped."""
 
-    def __init__(self, count: int, env: dict[str, str], stop_timeout_s: float = 35.0) -> None:
+    def __init__(self, count: int, env: dict[str, str], stop_timeout_s: float) -> None:
         self._count = count
         self._env = env
         self._stop_timeout_s = stop_timeout_s

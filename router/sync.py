@@ -15,7 +15,10 @@ def sync_topology(settings: Settings, engine: Engine, admin: BrokerAdmin) -> int
     """Declare everything the database implies (idempotent); returns the webhook count."""
     parts = [
         shared_topology(
-            settings.exchange, settings.retry_schedule, settings.retry_jitter, settings.queue_type
+            settings.exchange,
+            settings.retry_schedule,
+            settings.retry_jitter,
+            settings.shared_queues_type,
         )
     ]
     with Session(engine) as session:

@@ -127,6 +127,24 @@ def queue_arguments(queue_type: str) -> dict[str, Any]:
     return {"x-queue-type": queue_type}
 
 
+def delay_tier_arguments(delay_ms: int, queue_type: str) -> dict[str, Any]:
+    """A delay tier holds each retry ``delay_ms``, then dead-letters it back to its webhook.
+
+    A quorum queue dead-letters at most once by default: a retry expiring while its target
+    is briefly unavailable (a cluster node restarting) would be dropped. At-least-once
+    keeps it in the tier until the target confirms, which RabbitMQ allows only with
+    ``reject-publish`` overflow (no length limit is set, so nothing is ever rejected).
+    """
+    arguments: dict[str, Any] = {
+        "x-message-ttl": delay_ms,
+        "x-dead-letter-exchange": RETURN_EXCHANGE,
+    }
+    if queue_type == "quorum":
+        arguments["x-dead-letter-strategy"] = "at-least-once"
+        arguments["x-overflow"] = "reject-publish"
+    return arguments
+
+
 def binding_keys(account_id: str, events: Iterable[str], sites: Iterable[str]) -> set[str]:
     """Topic keys for exactly the (event type x site) pairs; no sites means every site."""
     site_words = sorted(set(sites)) or ["*"]
@@ -159,12 +177,7 @@ def shared_topology(
     for delay_ms in delay_tiers_ms(schedule_s, jitter):
         name = delay_queue(delay_ms)
         exchanges.append(ExchangeSpec(name, "fanout"))
-        queues.append(
-            QueueSpec(
-                name,
-                {**args, "x-message-ttl": delay_ms, "x-dead-letter-exchange": RETURN_EXCHANGE},
-            )
-        )
+        queues.append(QueueSpec(name, {**args, **delay_tier_arguments(delay_ms, queue_type)}))
         bindings.append(BindingSpec(name, name, ""))
     return Topology(tuple(exchanges), tuple(queues), tuple(bindings))
 

@@ -112,6 +112,7 @@ def settings(amqp_url: str, database_url: str, encryption_key: str) -> Settings:
         allow_private_targets=True,
         delivery_timeout_s=2.0,
         reconcile_interval_s=1.0,
+        shutdown_grace_s=10.0,
     )
 
 

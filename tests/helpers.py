@@ -31,7 +31,7 @@ class WorkerThread:
     """Runs a real Worker on its own event loop in a thread; ``stop`` drains it."""
 
     def __init__(self, settings: Settings, engine: Engine, hooks: WorkerHooks | None = None):
-        self.worker = Worker(settings, engine, hooks or WorkerHooks(), shutdown_grace_s=10)
+        self.worker = Worker(settings, engine, hooks or WorkerHooks())
         self._loop = asyncio.new_event_loop()
         self._stop: asyncio.Event | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -85,7 +85,10 @@ def declare_shared(settings: Settings) -> BrokerAdmin:
     admin = BrokerAdmin(settings.amqp_url.get_secret_value())
     admin.apply(
         shared_topology(
-            settings.exchange, settings.retry_schedule, settings.retry_jitter, settings.queue_type
+            settings.exchange,
+            settings.retry_schedule,
+            settings.retry_jitter,
+            settings.shared_queues_type,
         )
     )
     return admin

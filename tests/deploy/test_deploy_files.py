@@ -14,6 +14,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import fastapi.routing
@@ -27,6 +28,7 @@ from starlette.routing import Route
 
 import router.metrics
 from config.app import create_app
+from consumers.probes import WorkerProbes
 from router.broker import BrokerAdmin
 from router.cli import _parser
 from router.settings import Settings
@@ -170,6 +172,12 @@ def default_port() -> int:
     args = _parser().parse_args(["api"])
     port: int = args.port
     return port
+
+
+def worker_routes() -> set[str]:
+    """Paths a standalone worker answers on its metrics port (consumers/probes.py)."""
+    probes = WorkerProbes(SimpleNamespace(ready=None), sqlalchemy.create_engine("sqlite://"), "", 0)
+    return {resource.canonical for resource in probes.app.router.resources()}
 
 
 def router_metrics() -> dict[str, set[str]]:
@@ -461,6 +469,19 @@ def test_compose_runs_migrate_then_api_and_workers() -> None:
 # ---------------------------------------------------------------- tests: compose details
 
 
+def test_compose_worker_health_is_its_readiness_and_it_gets_its_grace_period() -> None:
+    worker = compose_services()["worker"]
+    port = worker["environment"]["ROUTER_METRICS_PORT"]
+    ((url_port, path),) = re.findall(
+        r"http://127\.0\.0\.1:(\d+)(/[\w/-]*)", " ".join(worker["healthcheck"]["test"])
+    )
+    assert (url_port, path) == (port, "/readyz")
+    assert path in worker_routes()
+    # Docker's stop timeout must outlast the worker's own deadline for in-flight deliveries.
+    grace_s = Settings().shutdown_grace_s
+    assert int(worker["stop_grace_period"].removesuffix("s")) > grace_s
+
+
 def test_rabbitmq_has_prometheus_plugin_and_a_high_nofile_limit() -> None:
     rabbitmq = compose_services()["rabbitmq"]
     assert rabbitmq["image"].startswith("rabbitmq:3.13.")
@@ -545,13 +566,17 @@ def test_api_probes_hit_real_routes_on_the_container_port() -> None:
     assert service["spec"]["selector"].items() <= labels.items()
 
 
-def test_worker_probe_uses_its_metrics_port() -> None:
+def test_worker_probes_use_its_metrics_port_and_real_routes() -> None:
     config = find("ConfigMap", CONFIG_MAP_NAME)["data"]
     pod = find("Deployment", "webhook-router-worker")["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    get = container["livenessProbe"]["httpGet"]
-    assert get["port"] == int(config["ROUTER_METRICS_PORT"])
-    assert get["port"] in {port["containerPort"] for port in container["ports"]}
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    for probe in ("livenessProbe", "readinessProbe"):
+        get = container[probe]["httpGet"]
+        assert get["path"] in worker_routes()
+        assert get["port"] == int(config["ROUTER_METRICS_PORT"])
+        assert get["port"] in {port["containerPort"] for port in container["ports"]}
 
 
 def test_every_pod_reads_the_secret_and_configmap_and_is_locked_down() -> None:

@@ -236,6 +236,23 @@ def test_shared_topology_delay_queues_expire_into_router_return() -> None:
         assert BindingSpec(delay_queue(delay_ms), delay_queue(delay_ms), "") in topology.bindings
 
 
+def test_quorum_delay_tiers_dead_letter_at_least_once() -> None:
+    # Given the shared topology on quorum queues, and on classic ones
+    quorum = shared_topology("events", SCHEDULE_S, 0.1, "quorum")
+    classic = shared_topology("events", SCHEDULE_S, 0.1, "classic")
+    for delay_ms in delay_tiers_ms(SCHEDULE_S, 0.1):
+        # When a delay tier is looked up
+        tier = queue_named(quorum, delay_queue(delay_ms))
+        # Then a quorum tier keeps each expired retry until its webhook queue confirms it
+        # (RabbitMQ requires reject-publish overflow for that strategy)
+        assert tier.arguments["x-dead-letter-strategy"] == "at-least-once"
+        assert tier.arguments["x-overflow"] == "reject-publish"
+        # And a classic tier, which has no such strategy, is declared without them
+        plain = queue_named(classic, delay_queue(delay_ms))
+        assert "x-dead-letter-strategy" not in plain.arguments
+        assert "x-overflow" not in plain.arguments
+
+
 def test_shared_topology_has_no_other_delay_queues() -> None:
     # Given the shared topology
     topology = shared_topology("events", SCHEDULE_S, 0.1, "classic")
