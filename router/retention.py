@@ -51,7 +51,8 @@ def retention_cutoff(days: float, now: datetime | None = None) -> datetime | Non
 
 def id_bound(cutoff: datetime) -> str:
     """An attempt id below every id made at or after ``cutoff`` (the format of ``new_id``)."""
-    ns = (cutoff - _EPOCH) // timedelta(microseconds=1) * 1000
+    # Before 1970 (a retention of over 56 years) no id is older: the lowest bound will do.
+    ns = max(0, (cutoff - _EPOCH) // timedelta(microseconds=1) * 1000)
     return f"att_{ns:016x}"
 
 

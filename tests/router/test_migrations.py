@@ -7,13 +7,15 @@ from typing import Any
 
 import pytest
 from alembic import command
+from alembic.autogenerate import compare_metadata
 from alembic.config import Config
-from sqlalchemy import Engine, inspect, text
+from alembic.migration import MigrationContext
+from sqlalchemy import Engine, insert, inspect, text
 from sqlalchemy.orm import Session
 
 from router.crypto import SecretCipher
 from router.errors import EncryptionKeyError
-from router.models import Webhook
+from router.models import Base, DeliveryAttempt, Webhook
 from router.schema import upgrade_database
 
 PASSWORD = "p4ssw0rd-at-0003"
@@ -113,3 +115,61 @@ def test_0004_refuses_tokens_of_another_key(engine: Engine, cipher: SecretCipher
     # Then the migration stops, naming the row, rather than encrypting a token twice
     with pytest.raises(EncryptionKeyError, match="wh_1"):
         upgrade_database(engine)
+
+
+def _attempt_indexes(engine: Engine) -> dict[str, list[str]]:
+    return {
+        str(index["name"]): [str(column) for column in index["column_names"]]
+        for index in inspect(engine).get_indexes("delivery_attempts")
+    }
+
+
+def test_the_migrations_build_the_models_schema(engine: Engine) -> None:
+    # Given a database migrated to the latest schema (the fixture's)
+    # When Alembic compares it with the models
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    # Then tables, columns and indexes agree (column types are each backend's business:
+    # SQLite reads a Float back as FLOAT, PostgreSQL as DOUBLE PRECISION)
+    assert [d for d in differences if not (isinstance(d, list) and d[0][0] == "modify_type")] == []
+
+
+def test_0005_puts_event_type_into_the_status_index(engine: Engine) -> None:
+    # Given a database at 0004 holding an attempt
+    _migrate(engine, "downgrade", "0004")
+    assert _attempt_indexes(engine) == {
+        "ix_attempts_webhook_id": ["webhook_id", "id"],
+        "ix_attempts_webhook_status_id": ["webhook_id", "status", "id"],
+    }
+    with engine.begin() as connection:
+        connection.execute(
+            insert(DeliveryAttempt),
+            {
+                "id": "att_1",
+                "webhook_id": "wh_1",
+                "account_id": "acme",
+                "event_id": "evt_1",
+                "event_type": "delivery.done",
+                "attempt": 1,
+                "status": "failed",
+                "outcome": "retrying",
+                "duration_ms": 3,
+                "request_url": "https://example.com",
+                "request_headers": {},
+                "request_body": "{}",
+            },
+        )
+    # When it is upgraded to the latest schema
+    upgrade_database(engine)
+    # Then the status index ends with the event type, and the attempt is still there
+    assert _attempt_indexes(engine) == {
+        "ix_attempts_webhook_id": ["webhook_id", "id"],
+        "ix_attempts_webhook_status_id_type": ["webhook_id", "status", "id", "event_type"],
+    }
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT event_type FROM delivery_attempts")) == (
+            "delivery.done"
+        )
+    # And a downgrade brings the old index back
+    _migrate(engine, "downgrade", "0004")
+    assert "ix_attempts_webhook_status_id" in _attempt_indexes(engine)
