@@ -22,6 +22,7 @@ from config.errors import ApiError
 from config.logs import to_log_detail
 from config.schemas import EventName, LogDetail
 from config.scope import load_webhook
+from consumers.attempt_logging import log_attempt
 from consumers.delivery import DeliveryRequest, DeliveryResult, Endpoint, HttpxDeliverer
 from consumers.delivery import build_request as build_delivery_request
 from consumers.directory import to_endpoint
@@ -79,7 +80,9 @@ def deliver_test_event(endpoint: Endpoint, event: Event, settings: Settings) -> 
     result = asyncio.run(_post(request, settings))
     outcome = Outcome.DELIVERED if is_success(result.status_code) else Outcome.FAILED
     headers = {TRIGGER_HEADER: TEST_TRIGGER}
-    return attempt_row(endpoint, event, 1, headers, request, result, Decision(outcome))
+    row = attempt_row(endpoint, event, 1, headers, request, result, Decision(outcome))
+    log_attempt(row, None)  # the same record a worker's attempt gets, trigger "test"
+    return row
 
 
 async def _post(request: DeliveryRequest, settings: Settings) -> DeliveryResult:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -102,13 +103,23 @@ def test_whole_order_when_include_order(api: TestClient, acme: Keys, receiver: R
 
 
 def test_a_failed_test_is_logged_and_never_retried(
-    api: TestClient, acme: Keys, receiver: Receiver, engine: Engine, bus: Bus
+    api: TestClient,
+    acme: Keys,
+    receiver: Receiver,
+    engine: Engine,
+    bus: Bus,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Given a webhook whose endpoint answers 500
     receiver.status = 500
     created = create(api, acme, url=receiver.url)
     # When an admin sends it a test event
-    response = send_test(api, created["id"], acme.admin)
+    with caplog.at_level(logging.WARNING, logger="consumers.attempt_logging"):
+        response = send_test(api, created["id"], acme.admin)
+    # Then the failure is a WARNING record like a worker's, marked as a test
+    [record] = [r for r in caplog.records if r.name == "consumers.attempt_logging"]
+    assert (record.levelname, record.getMessage()) == ("WARNING", "delivery failed")
+    assert (record.trigger, record.webhook_id, record.error) == ("test", created["id"], "HTTP 500")
     # Then the attempt comes back failed, with the status, error and body excerpt
     assert response.status_code == 201, response.text
     detail = response.json()
