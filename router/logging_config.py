@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from types import TracebackType
 from typing import Literal
@@ -55,6 +56,7 @@ def configure_logging(level: str, log_format: LogFormat) -> None:
     if log_format == "json" and handler in logging.root.handlers:
         logging.captureWarnings(True)
         sys.excepthook = _log_uncaught
+        threading.excepthook = _log_uncaught_in_thread
     for chatty in _CHATTY:
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.root.level))
 
@@ -64,4 +66,17 @@ def _log_uncaught(
 ) -> None:
     logging.getLogger("webhook-router").critical(
         "uncaught exception", exc_info=(exc_type, exc, traceback)
+    )
+
+
+def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    # A thread dying (the supervisor's, the log purge's) must not print a plain traceback
+    # into a stream of JSON lines.
+    if args.exc_type is SystemExit:
+        return
+    thread = args.thread.name if args.thread is not None else "?"
+    logging.getLogger("webhook-router").critical(
+        "uncaught exception in thread %s",
+        thread,
+        exc_info=(args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback),
     )

@@ -11,6 +11,9 @@ def upgrade_database(engine: Engine) -> None:
     """Apply every pending migration (idempotent)."""
     config = Config()
     config.set_main_option("script_location", "router:migrations")
-    with engine.begin() as connection:
+    # A plain connection, not one inside a transaction of ours: Alembic then runs each
+    # migration in its own transaction, and a migration may step outside it (an index
+    # built CONCURRENTLY on PostgreSQL, see 0005).
+    with engine.connect() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

@@ -10,7 +10,12 @@ from router.models import Base
 config = context.config
 connection = config.attributes.get("connection")
 if connection is not None:
-    context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        render_as_batch=True,
+        transaction_per_migration=True,
+    )
     with context.begin_transaction():
         context.run_migrations()
 else:

@@ -96,10 +96,13 @@ def test_warnings_and_uncaught_exceptions_are_json_lines_too() -> None:
         "logging.getLogger('httpx').info('HTTP Request: POST https://example.com/tok')\n"
         "logging.getLogger('consumers.worker').info('consuming')\n"
         "warnings.warn('deprecated thing')\n"
+        "import threading\n"
+        "thread = threading.Thread(target=lambda: 1 / 0, name='log-purge')\n"
+        "thread.start(); thread.join()\n"
         "raise RuntimeError('fell over')\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    # When it logs, warns and dies of an uncaught exception
+    # When it logs, warns, loses a thread and dies of an uncaught exception
     done = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
     )
@@ -110,9 +113,12 @@ def test_warnings_and_uncaught_exceptions_are_json_lines_too() -> None:
         ("consumers.worker", "INFO"),
         ("py.warnings", "WARNING"),
         ("webhook-router", "CRITICAL"),
+        ("webhook-router", "CRITICAL"),
     ]
     assert "deprecated thing" in lines[1]["message"]
-    assert lines[2]["exc_info"].endswith("RuntimeError: fell over")
+    assert lines[2]["message"] == "uncaught exception in thread log-purge"
+    assert lines[2]["exc_info"].endswith("ZeroDivisionError: division by zero")
+    assert lines[3]["exc_info"].endswith("RuntimeError: fell over")
 
 
 def test_router_log_format_text_gives_text_lines(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ CREDENTIALS = {"username": "ada", "password": PASSWORD}
 def _migrate(engine: Engine, direction: str, revision: str) -> None:
     config = Config()
     config.set_main_option("script_location", "router:migrations")
-    with engine.begin() as connection:
+    with engine.connect() as connection:  # as router.schema does: Alembic owns transactions
         config.attributes["connection"] = connection
         getattr(command, direction)(config, revision)
 

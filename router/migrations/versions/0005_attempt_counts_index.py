@@ -7,8 +7,10 @@ end of that index the count is an index-only scan, and the index still serves "f
 attempts of webhook X, newest first". The same number of indexes: inserts pay nothing
 more than a slightly wider entry.
 
-Building the index locks writes to the table for as long as it takes (about a minute
-at 10 million rows on PostgreSQL): workers hold their acks and retry meanwhile.
+On PostgreSQL the index is built and the old one dropped CONCURRENTLY, outside the
+migration's transaction: workers keep writing attempt rows meanwhile (a plain CREATE
+INDEX would block them for about a minute at 10 million rows). SQLite has no such
+option and locks the table while it builds.
 
 Revision ID: 0005
 Revises: 0004
@@ -26,16 +28,22 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_index(
-        "ix_attempts_webhook_status_id_type",
-        "delivery_attempts",
-        ["webhook_id", "status", "id", "event_type"],
+    _swap(
+        new=("ix_attempts_webhook_status_id_type", ["webhook_id", "status", "id", "event_type"]),
+        old="ix_attempts_webhook_status_id",
     )
-    op.drop_index("ix_attempts_webhook_status_id", table_name="delivery_attempts")
 
 
 def downgrade() -> None:
-    op.create_index(
-        "ix_attempts_webhook_status_id", "delivery_attempts", ["webhook_id", "status", "id"]
+    _swap(
+        new=("ix_attempts_webhook_status_id", ["webhook_id", "status", "id"]),
+        old="ix_attempts_webhook_status_id_type",
     )
-    op.drop_index("ix_attempts_webhook_status_id_type", table_name="delivery_attempts")
+
+
+def _swap(new: tuple[str, list[str]], old: str) -> None:
+    # CONCURRENTLY cannot run inside a transaction block: Alembic's autocommit block
+    # commits what came before and runs these outside one (a no-op wrapper on SQLite).
+    with op.get_context().autocommit_block():
+        op.create_index(new[0], "delivery_attempts", new[1], postgresql_concurrently=True)
+        op.drop_index(old, table_name="delivery_attempts", postgresql_concurrently=True)
