@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -205,3 +206,10 @@ def duplicates(delivered_ids: Iterable[str]) -> tuple[Counter[str], int]:
     """Deliveries per event id, and how many were repeats."""
     counts = Counter(delivered_ids)
     return counts, sum(n - 1 for n in counts.values())
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

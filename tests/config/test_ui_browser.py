@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -25,7 +24,7 @@ from sqlalchemy.orm import sessionmaker
 
 from config.auth import create_api_key
 from router.publisher import Publisher, new_event
-from tests.helpers import wait_until
+from tests.helpers import free_port, wait_until
 from tests.receiver import Receiver
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -64,12 +63,6 @@ class Service:
         return response.json()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _ready(base_url: str) -> bool:
     try:
         return httpx.get(base_url + "/readyz").status_code == 200
@@ -80,7 +73,7 @@ def _ready(base_url: str) -> bool:
 @pytest.fixture
 def service(amqp_url: str, database_url: str, engine: Engine, tmp_path: Path) -> Iterator[Service]:
     """``webhook-router serve`` (API and one worker) on the private vhost and database."""
-    port = _free_port()
+    port = free_port()
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
     env = {

@@ -4,7 +4,6 @@ while its broker or database is cut off (through a TCP proxy) and after they ret
 from __future__ import annotations
 
 import signal
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,16 +14,16 @@ import pytest
 from sqlalchemy import Engine
 
 from router.settings import Settings
-from tests.helpers import declare_shared, make_webhook, publish_events, start_worker_process
+from tests.helpers import (
+    declare_shared,
+    free_port,
+    make_webhook,
+    publish_events,
+    start_worker_process,
+)
 from tests.helpers import wait_until as wait_for
 from tests.receiver import Receiver
 from tests.reliability.proxy import TcpProxy
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def through(proxy: TcpProxy, url: str) -> str:

@@ -4,11 +4,14 @@ logged up to ROUTER_SHUTDOWN_GRACE_S, and leaves everything else in its queue.""
 from __future__ import annotations
 
 import signal
+import subprocess
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from sqlalchemy import Engine
 
+from router.models import Webhook
 from router.settings import Settings
 from router.topology import webhook_queue
 from tests.helpers import (
@@ -29,24 +32,50 @@ PREFETCH = 8
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
+class InFlight(NamedTuple):
+    """A worker process holding PREFETCH deliveries in flight, the rest of EVENTS queued."""
+
+    worker: subprocess.Popen[bytes]
+    webhook: Webhook
+    ids: list[str]
+    log: Path
+
+
+def worker_with_deliveries_in_flight(
+    settings: Settings, engine: Engine, receiver: Receiver, tmp_path: Path, grace_s: str
+) -> InFlight:
+    declare_shared(settings)
+    webhook = make_webhook(engine, settings, receiver.url, ["delivery.done"])
+    log = tmp_path / "worker.log"
+    worker = start_worker_process(
+        settings, log, ROUTER_PREFETCH_PER_WEBHOOK=str(PREFETCH), ROUTER_SHUTDOWN_GRACE_S=grace_s
+    )
+    amqp_url = settings.amqp_url.get_secret_value()
+    try:
+        ids = publish_events(settings, EVENTS)
+        wait_until(
+            lambda: queue_depth(amqp_url, webhook_queue(webhook.id)) == EVENTS - PREFETCH,
+            20,
+            "in flight",
+        )
+    except BaseException:
+        worker.kill()
+        raise
+    return InFlight(worker, webhook, ids, log)
+
+
 def test_sigterm_finishes_in_flight_deliveries_and_leaves_the_rest_queued(
     settings: Settings, engine: Engine, receiver: Receiver, tmp_path: Path
 ) -> None:
     # Given a worker with PREFETCH deliveries in flight to a slow endpoint and the rest
     # of the events still queued
-    declare_shared(settings)
     receiver.delay_s = 1.0
-    webhook = make_webhook(engine, settings, receiver.url, ["delivery.done"])
+    worker, webhook, ids, log = worker_with_deliveries_in_flight(
+        settings, engine, receiver, tmp_path, grace_s="20"
+    )
     queue = webhook_queue(webhook.id)
     amqp_url = settings.amqp_url.get_secret_value()
-    log = tmp_path / "worker.log"
-    worker = start_worker_process(
-        settings, log, ROUTER_PREFETCH_PER_WEBHOOK=str(PREFETCH), ROUTER_SHUTDOWN_GRACE_S="20"
-    )
     try:
-        ids = publish_events(settings, EVENTS)
-        wait_until(lambda: queue_depth(amqp_url, queue) == EVENTS - PREFETCH, 20, "in flight")
-
         # When the worker is told to stop
         worker.send_signal(signal.SIGTERM)
 
@@ -83,19 +112,13 @@ def test_deliveries_still_running_at_the_deadline_are_left_for_redelivery(
 ) -> None:
     # Given a worker with a short grace period and deliveries to an endpoint that takes
     # longer than that to answer
-    declare_shared(settings)
     receiver.delay_s = 4.0
-    webhook = make_webhook(engine, settings, receiver.url, ["delivery.done"])
+    worker, webhook, ids, log = worker_with_deliveries_in_flight(
+        settings, engine, receiver, tmp_path, grace_s="0.5"
+    )
     queue = webhook_queue(webhook.id)
     amqp_url = settings.amqp_url.get_secret_value()
-    log = tmp_path / "worker.log"
-    worker = start_worker_process(
-        settings, log, ROUTER_PREFETCH_PER_WEBHOOK=str(PREFETCH), ROUTER_SHUTDOWN_GRACE_S="0.5"
-    )
     try:
-        ids = publish_events(settings, EVENTS)
-        wait_until(lambda: queue_depth(amqp_url, queue) == EVENTS - PREFETCH, 20, "in flight")
-
         # When the worker is told to stop
         worker.send_signal(signal.SIGTERM)
 

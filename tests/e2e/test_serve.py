@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
 from router.publisher import Publisher, new_event
-from tests.helpers import queue_depth, wait_until
+from tests.helpers import free_port, queue_depth, wait_until
 from tests.receiver import Receiver
 
 ORDER = {"id": "ord_7", "reference": "R-7", "status": "done", "customer": {"name": "Ada"}}
@@ -56,15 +55,9 @@ class Service:
         )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def service(amqp_url: str, database_url: str, tmp_path: Path) -> Iterator[Service]:
-    port = _free_port()
+    port = free_port()
     metrics_dir = tmp_path / "metrics"  # apart from the SQLite file: both end in .db
     metrics_dir.mkdir()
     env = {

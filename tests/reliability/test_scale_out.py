@@ -4,7 +4,6 @@ one leaves gracefully, one joins, all under load. Nothing is lost, every attempt
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -30,6 +29,7 @@ from router.topology import (
 from tests.helpers import (
     attempts,
     declare_shared,
+    free_port,
     make_webhook,
     queue_depth,
     start_worker_process,
@@ -43,12 +43,6 @@ PUBLISH_RATE = 60  # events/s: the load lasts 5 s, long enough for workers to co
 SCHEDULE = "0.2,0.4,0.8"
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def delivered_by(port: int) -> float:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -34,6 +33,7 @@ from tests.helpers import (
     WorkerThread,
     attempts,
     declare_shared,
+    free_port,
     make_webhook,
     publish_events,
     wait_until,
@@ -312,12 +312,6 @@ def test_logs_purge_older_than_days_overrides_the_setting(
     assert stored_ids(engine) == set()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_the_api_process_purges_on_its_own(sqlite_file: tuple[str, Engine]) -> None:
     # Given a SQLite file with old and recent attempts
     url, engine = sqlite_file
@@ -327,7 +321,7 @@ def test_the_api_process_purges_on_its_own(sqlite_file: tuple[str, Engine]) -> N
     # When `webhook-router api` runs
     environment = {**os.environ, "ROUTER_DATABASE_URL": url, "ROUTER_LOG_LEVEL": "WARNING"}
     api = subprocess.Popen(
-        [sys.executable, "-m", "router.cli", "api", "--port", str(_free_port())],
+        [sys.executable, "-m", "router.cli", "api", "--port", str(free_port())],
         env=environment,
     )
     try:
