@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import signal
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -64,6 +66,17 @@ def worker_with_deliveries_in_flight(
     return InFlight(worker, webhook, ids, log)
 
 
+@contextmanager
+def successor_worker(settings: Settings, log: Path) -> Iterator[None]:
+    """A fresh worker process for what the stopped one left, stopped on leaving."""
+    successor = start_worker_process(settings, log)
+    try:
+        yield
+    finally:
+        successor.send_signal(signal.SIGTERM)
+        successor.wait(30)
+
+
 def test_sigterm_finishes_in_flight_deliveries_and_leaves_the_rest_queued(
     settings: Settings, engine: Engine, receiver: Receiver, tmp_path: Path
 ) -> None:
@@ -94,13 +107,9 @@ def test_sigterm_finishes_in_flight_deliveries_and_leaves_the_rest_queued(
 
     # When another worker starts
     receiver.delay_s = 0
-    successor = start_worker_process(settings, log)
-    try:
+    with successor_worker(settings, log):
         wait_until(lambda: set(receiver.delivered_ids()) >= set(ids), 30, "every event")
         wait_until(lambda: len(attempts(engine, webhook.id)) == EVENTS, 10, "every row")
-    finally:
-        successor.send_signal(signal.SIGTERM)
-        successor.wait(30)
     # Then every event is delivered exactly once: the graceful stop left no duplicates
     _, repeats = duplicates(receiver.delivered_ids())
     assert repeats == 0
@@ -135,12 +144,8 @@ def test_deliveries_still_running_at_the_deadline_are_left_for_redelivery(
 
     # When another worker starts
     receiver.delay_s = 0
-    successor = start_worker_process(settings, log)
-    try:
+    with successor_worker(settings, log):
         wait_until(lambda: set(receiver.delivered_ids()) >= set(ids), 30, "every event")
-    finally:
-        successor.send_signal(signal.SIGTERM)
-        successor.wait(30)
     # Then every event is delivered; the abandoned requests are the only repeats, under
     # the same webhook-id, as at-least-once delivery promises
     delivered, repeats = duplicates(receiver.delivered_ids())
